@@ -1,0 +1,113 @@
+"""Ingest: 1,000 PDFs of ~100 KB through the HTTP API, 8 concurrent clients, embedded default.
+
+Baseline, in the same run: plain Python writes, fsyncs and SHA-256-hashes the same bytes
+into files. Target: the API reaches at least 0.5x the baseline's documents per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._http import build_request, run_load  # noqa: E402
+from tests.support.server import dangan_cli, running_server  # noqa: E402
+
+BOUNDARY = "bench-boundary-7f3a"
+
+
+def make_pdfs(count: int, size: int) -> list[bytes]:
+    """``count`` distinct PDF-looking payloads of ``size`` bytes."""
+    docs = []
+    for i in range(count):
+        head = f"%PDF-1.7\n% bench document {i}\n".encode()
+        filler = hashlib.shake_256(f"doc-{i}".encode()).digest(size - len(head) - 6)
+        docs.append(head + filler + b"%%EOF\n")
+    return docs
+
+
+def baseline(docs: list[bytes], root: Path) -> float:
+    """Seconds for plain Python to hash, write and fsync every document."""
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    for i, body in enumerate(docs):
+        digest = hashlib.sha256(body).hexdigest()
+        fd = os.open(root / f"{i}-{digest[:16]}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return time.perf_counter() - started
+
+
+def upload_requests(docs: list[bytes], port: int, key: str) -> list[bytes]:
+    meta = json.dumps({"title": "bench", "kind": "application", "organisation": "bench"})
+    requests = []
+    for i, body in enumerate(docs):
+        payload = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{meta}\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{i}.pdf"\r\n'
+            "Content-Type: application/pdf\r\n\r\n"
+        ).encode() + body + f"\r\n--{BOUNDARY}--\r\n".encode()
+        headers = {
+            "Authorization": f"Bearer {key}",
+            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+        }
+        requests.append(build_request("POST", "/v1/documents", f"127.0.0.1:{port}", headers, payload))
+    return requests
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--docs", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=100 * 1024)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+
+    docs = make_pdfs(args.docs, args.size)
+    with tempfile.TemporaryDirectory(prefix="dangan-bench-", dir=os.environ.get("TMPDIR")) as tmp:
+        root = Path(tmp)
+        base_s = baseline(docs, root / "baseline")
+        env = {"DANGAN_DATA_DIR": str(root / "data"), "DANGAN_LOG_LEVEL": "WARNING"}
+        key = dangan_cli("clients", "create", "--name", "bench", "--org", "bench",
+                         "--scopes", "documents:write", env=env).stdout.strip().splitlines()[-1]
+        from tests.support.server import free_port
+
+        port = free_port()
+        with running_server({**env, "DANGAN_WORKERS": str(args.workers)}, root / "server.log", port=port):
+            warm = upload_requests(make_pdfs(20, 1000), port, key)
+            asyncio.run(run_load("127.0.0.1", port, warm, concurrency=args.clients))
+            requests = upload_requests(docs, port, key)
+            api_s, latencies, statuses = asyncio.run(
+                run_load("127.0.0.1", port, requests, concurrency=args.clients)
+            )
+    bad = [s for s in statuses if s != 201]
+    if bad:
+        print(f"ingest: {len(bad)} requests failed, e.g. status {bad[0]}")
+        return 1
+    base_rate, api_rate = args.docs / base_s, args.docs / api_s
+    ratio = api_rate / base_rate
+    latencies.sort()
+    print(f"ingest: {args.docs} docs x {args.size // 1024} KiB, {args.clients} clients, "
+          f"{args.workers} worker(s)")
+    print(f"  baseline (hash + write + fsync, plain Python): {base_rate:8.0f} docs/s")
+    print(f"  HTTP API (POST /v1/documents):                 {api_rate:8.0f} docs/s  "
+          f"median {statistics.median(latencies) * 1000:.1f} ms  "
+          f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms")
+    print(f"  ratio {ratio:.2f}x (target >= 0.50x): {'PASS' if ratio >= 0.5 else 'MISS'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Routes for documents: upload, metadata, listing and content."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from dangan.api.deps import AppContext, context, require_scope
+from dangan.api.ranges import parse_range
+from dangan.api.schemas import DocumentMetadataIn, DocumentOut, DocumentPage, ReceiptOut
+from dangan.api.upload import receive_upload
+from dangan.clients import Client
+from dangan.documents import get_document, get_version, list_documents, record_ingest, sniff_media_type
+from dangan.errors import InvalidRequest, UnsupportedMediaType
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "metadata"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "metadata": {
+                            "type": "string",
+                            "description": 'JSON: {"title", "kind", "organisation", '
+                            '"external_id"?, "case_ref"?}',
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if not 1 <= len(value) <= 200 or not value.isprintable():
+        raise InvalidRequest("Idempotency-Key must be 1 to 200 printable characters")
+    return value
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ReceiptOut,
+    summary="Upload a document; returns a receipt",
+    openapi_extra=_UPLOAD_BODY,
+    responses={200: {"description": "Replay of an earlier request with the same Idempotency-Key"}},
+)
+async def upload_document(
+    request: Request,
+    client: Annotated[Client, Depends(require_scope("documents:write"))],
+    ctx: Annotated[AppContext, Depends(context)],
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    key = _idempotency_key(idempotency_key)
+    settings, backends = ctx.settings, ctx.backends
+    upload = await receive_upload(request, store=backends.store, max_bytes=settings.max_upload_bytes)
+    try:
+        meta = DocumentMetadataIn.parse(upload.metadata)
+        media_type = sniff_media_type(upload.head, complete=upload.writer.size <= len(upload.head))
+        if media_type is None or media_type not in settings.allowed_media_types:
+            raise UnsupportedMediaType(
+                f"content recognised as {media_type or 'unknown'}; accepted: "
+                + ", ".join(settings.allowed_media_types)
+            )
+        stored = await run_in_threadpool(upload.writer.commit)
+        receipt, replayed = await run_in_threadpool(
+            lambda: record_ingest(
+                backends.engine,
+                client=client,
+                meta=meta,
+                stored=stored,
+                media_type=media_type,
+                idempotency_key=key,
+                now=backends.clock(),
+            )
+        )
+    finally:
+        upload.writer.abort()
+    if not replayed:
+        ctx.metrics.ingested_documents.inc()
+        ctx.metrics.ingested_bytes.inc(stored.size)
+    headers = {"Location": f"/v1/documents/{receipt['id']}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(receipt, status_code=201, headers=headers)
+
+
+@router.get("", response_model=DocumentPage, summary="List documents, newest first")
+async def list_documents_route(
+    _client: Annotated[Client, Depends(require_scope("documents:read"))],
+    ctx: Annotated[AppContext, Depends(context)],
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+    organisation: str | None = None,
+    kind: str | None = None,
+    case_ref: str | None = None,
+    external_id: str | None = None,
+) -> DocumentPage:
+    def query() -> DocumentPage:
+        with ctx.backends.engine.connect() as conn:
+            docs, next_cursor = list_documents(
+                conn,
+                limit=limit,
+                cursor=cursor,
+                organisation=organisation,
+                kind=kind,
+                case_ref=case_ref,
+                external_id=external_id,
+            )
+        return DocumentPage(items=[DocumentOut.of(d) for d in docs], next_cursor=next_cursor)
+
+    return await run_in_threadpool(query)
+
+
+@router.get("/{doc_id}", response_model=DocumentOut, summary="A document with its versions")
+async def get_document_route(
+    doc_id: str,
+    _client: Annotated[Client, Depends(require_scope("documents:read"))],
+    ctx: Annotated[AppContext, Depends(context)],
+) -> DocumentOut:
+    def query() -> DocumentOut:
+        with ctx.backends.engine.connect() as conn:
+            return DocumentOut.of(get_document(conn, doc_id))
+
+    return await run_in_threadpool(query)
+
+
+@router.get(
+    "/{doc_id}/content",
+    summary="The content of a version (streamed; supports Range and If-None-Match)",
+    response_class=StreamingResponse,
+    operation_id="get_document_content",
+)
+@router.head(
+    "/{doc_id}/content",
+    summary="Headers of a version's content (size, ETag) without the body",
+    response_class=StreamingResponse,
+    operation_id="head_document_content",
+)
+async def get_content(
+    request: Request,
+    doc_id: str,
+    _client: Annotated[Client, Depends(require_scope("documents:read"))],
+    ctx: Annotated[AppContext, Depends(context)],
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    def lookup():  # noqa: ANN202 - a DocumentVersion
+        with ctx.backends.engine.connect() as conn:
+            return get_version(conn, doc_id, version)
+
+    ver = await run_in_threadpool(lookup)
+    etag = f'"{ver.sha256}"'
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=31536000, immutable" if version else "private, no-cache",
+        "X-Content-SHA256": ver.sha256,
+        "X-Document-Version": str(ver.version),
+    }
+    if request.headers.get("if-none-match") in (etag, "*"):
+        return Response(status_code=304, headers=headers)
+    span = parse_range(request.headers.get("range"), ver.size)
+    if span is not None and request.headers.get("if-range") not in (None, etag):
+        span = None  # RFC 9110 §13.1.5: the validator changed, send everything
+    start, end = span if span is not None else (0, ver.size)
+    headers["Content-Length"] = str(end - start)
+    status = 200
+    if span is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{ver.size}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=ver.media_type)
+    body = ctx.backends.store.read(ver.sha256, start=start, end=end)
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=ver.media_type)

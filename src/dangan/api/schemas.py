@@ -1,0 +1,98 @@
+"""Wire formats of the API (pydantic lives at the edges)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dangan.documents import Document, DocumentMetadata
+from dangan.errors import InvalidMetadata
+
+_Text = Field(min_length=1, max_length=500)
+_Ident = Field(default=None, min_length=1, max_length=200)
+
+
+class DocumentMetadataIn(BaseModel):
+    """The ``metadata`` form field of an upload."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = _Text
+    kind: str = Field(min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
+    organisation: str = Field(min_length=1, max_length=200)
+    external_id: str | None = _Ident
+    case_ref: str | None = _Ident
+
+    @classmethod
+    def parse(cls, raw: bytes) -> DocumentMetadata:
+        """Validate the raw field; :class:`InvalidMetadata` lists every problem."""
+        try:
+            model = cls.model_validate_json(raw)
+        except ValidationError as exc:
+            problems = [
+                f"{'.'.join(str(p) for p in e['loc']) or 'metadata'}: {e['msg']}"
+                for e in exc.errors()
+            ]
+            raise InvalidMetadata("; ".join(problems), errors=problems) from exc
+        return DocumentMetadata(**model.model_dump())
+
+
+class LedgerRef(BaseModel):
+    seq: int
+    leaf_hash: str
+
+
+class ReceiptOut(BaseModel):
+    """What an upload returns: proof that the content was recorded."""
+
+    id: str
+    version: int
+    sha256: str
+    size: int
+    media_type: str
+    created_at: str
+    ledger: LedgerRef
+
+
+class VersionOut(BaseModel):
+    version: int
+    sha256: str
+    size: int
+    media_type: str
+    created_at: datetime
+    ledger_seq: int
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    kind: str
+    organisation: str
+    external_id: str | None
+    case_ref: str | None
+    created_by: str
+    created_at: datetime
+    current_version: int
+    versions: list[VersionOut]
+
+    @classmethod
+    def of(cls, doc: Document) -> DocumentOut:
+        meta = doc.metadata
+        return cls(
+            id=doc.id,
+            title=meta.title,
+            kind=meta.kind,
+            organisation=meta.organisation,
+            external_id=meta.external_id,
+            case_ref=meta.case_ref,
+            created_by=doc.created_by,
+            created_at=doc.created_at,
+            current_version=doc.versions[-1].version,
+            versions=[VersionOut(**v.__dict__) for v in doc.versions],
+        )
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentOut]
+    next_cursor: str | None

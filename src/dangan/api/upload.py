@@ -1,0 +1,164 @@
+"""Streaming ``multipart/form-data`` reception straight into an object writer.
+
+The body is never held in memory: the ``file`` part is hashed and written chunk by chunk
+as it arrives, so memory stays flat for any size and a request over the limit is cut off
+as soon as it crosses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from dangan.documents import SNIFF_BYTES
+from dangan.errors import InvalidRequest, PayloadTooLarge
+from dangan.storage import ObjectStore, ObjectWriter
+
+#: Upper bound of the ``metadata`` field.
+METADATA_LIMIT = 64 * 1024
+#: Allowance for multipart framing and the metadata field on top of the file limit.
+ENVELOPE_ALLOWANCE = METADATA_LIMIT + 64 * 1024
+
+
+@dataclass
+class ReceivedUpload:
+    """What the multipart body carried; the writer is uncommitted."""
+
+    writer: ObjectWriter
+    """The ``file`` part, written but not yet committed."""
+    head: bytes
+    """The first :data:`SNIFF_BYTES` of the file, for media type sniffing."""
+    metadata: bytes
+    """The raw ``metadata`` field."""
+
+
+@dataclass
+class _Part:
+    name: str | None = None
+    has_filename: bool = False
+    header_field: bytearray = field(default_factory=bytearray)
+    header_value: bytearray = field(default_factory=bytearray)
+
+
+class _UploadParser:
+    """Feeds a multipart body into ``writer``, enforcing the limits."""
+
+    def __init__(self, boundary: bytes, writer: ObjectWriter, max_bytes: int) -> None:
+        self.writer = writer
+        self.max_bytes = max_bytes
+        self.head = bytearray()
+        self.metadata = bytearray()
+        self.seen: set[str] = set()
+        self.part = _Part()
+        self.ended = False
+        self.parser = MultipartParser(
+            boundary,
+            callbacks={
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_end": self._end,
+            },
+            max_header_count=16,
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self.parser.write(chunk)
+        except MultipartParseError as exc:
+            raise InvalidRequest(f"malformed multipart body: {exc}") from exc
+
+    def _end(self) -> None:
+        self.ended = True
+
+    def _part_begin(self) -> None:
+        self.part = _Part()
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self.part.header_field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self.part.header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        if bytes(self.part.header_field).lower() == b"content-disposition":
+            _, options = parse_options_header(bytes(self.part.header_value))
+            name = options.get(b"name")
+            self.part.name = name.decode("utf-8", "replace") if name is not None else None
+            self.part.has_filename = b"filename" in options
+        self.part.header_field = bytearray()
+        self.part.header_value = bytearray()
+
+    def _headers_finished(self) -> None:
+        name = self.part.name
+        if name not in ("file", "metadata"):
+            raise InvalidRequest(
+                f"unexpected form field {name!r}: send only 'file' and 'metadata'"
+            )
+        if name in self.seen:
+            raise InvalidRequest(f"the form field {name!r} appears more than once")
+        self.seen.add(name)
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self.part.name == "file":
+            if self.writer.size + len(chunk) > self.max_bytes:
+                raise PayloadTooLarge(
+                    f"the file exceeds the limit of {self.max_bytes} bytes", limit=self.max_bytes
+                )
+            if len(self.head) < SNIFF_BYTES:
+                self.head += chunk[: SNIFF_BYTES - len(self.head)]
+            self.writer.write(chunk)
+        else:
+            if len(self.metadata) + len(chunk) > METADATA_LIMIT:
+                raise InvalidRequest(f"the metadata field exceeds {METADATA_LIMIT} bytes")
+            self.metadata += chunk
+
+
+def _boundary(request: Request) -> bytes:
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise InvalidRequest("send the upload as multipart/form-data with 'file' and 'metadata'")
+    return boundary
+
+
+def _check_declared_length(request: Request, max_bytes: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes + ENVELOPE_ALLOWANCE:
+        raise PayloadTooLarge(
+            f"the upload exceeds the limit of {max_bytes} bytes", limit=max_bytes
+        )
+
+
+async def receive_upload(request: Request, *, store: ObjectStore, max_bytes: int) -> ReceivedUpload:
+    """Stream the request body into a new (uncommitted) object.
+
+    On any error the writer is aborted before the error propagates, so nothing is left.
+    """
+    boundary = _boundary(request)
+    _check_declared_length(request, max_bytes)
+    writer = store.open_writer()
+    try:
+        parser = _UploadParser(boundary, writer, max_bytes)
+        async for chunk in request.stream():
+            parser.feed(chunk)
+        if not parser.ended:
+            raise InvalidRequest("the multipart body ends before its closing boundary")
+        if "file" not in parser.seen:
+            raise InvalidRequest("the form field 'file' is missing")
+        if "metadata" not in parser.seen:
+            raise InvalidRequest("the form field 'metadata' is missing")
+    except ClientDisconnect as exc:
+        writer.abort()
+        raise InvalidRequest("the client disconnected before the upload finished") from exc
+    except BaseException:
+        writer.abort()
+        raise
+    return ReceivedUpload(writer=writer, head=bytes(parser.head), metadata=bytes(parser.metadata))

@@ -1,0 +1,76 @@
+"""Settings, read from ``DANGAN_*`` environment variables by :func:`load_settings`.
+
+There is no module-level settings object: the CLI builds one and passes it down
+(``create_app(settings)``), and tests build their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_MEDIA_TYPES = (
+    "application/pdf",
+    "application/ofd",
+    "image/png",
+    "image/jpeg",
+    "image/tiff",
+    "application/xml",
+    "application/json",
+)
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; each maps to ``DANGAN_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="DANGAN_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("./data"))
+    """Where the embedded backends keep their files (database, objects, keys)."""
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<data_dir>/dangan.db``. PostgreSQL:
+    ``postgresql+psycopg://user@host:5432/db``."""
+    storage: Literal["fs", "s3"] = "fs"
+    """Object store backend."""
+    s3_endpoint: str | None = None
+    """S3 endpoint URL, e.g. ``http://127.0.0.1:8333`` (scheme decides TLS)."""
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_bucket: str = "dangan"
+    """Bucket for objects; created with Object Lock enabled when missing."""
+    s3_region: str = "us-east-1"
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    """Largest accepted upload in bytes (413 beyond it)."""
+    allowed_media_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MEDIA_TYPES
+    """Media types accepted on upload, sniffed from content (comma-separated in env)."""
+    host: str = "127.0.0.1"
+    """Address ``dangan serve`` binds to."""
+    port: int = 8000
+    """Port ``dangan serve`` listens on."""
+    workers: int = Field(default=1, ge=1)
+    """Worker processes of ``dangan serve``."""
+    log_level: str = "INFO"
+    log_json: bool = True
+    """Write logs as one JSON object per line."""
+
+    @field_validator("allowed_media_types", mode="before")
+    @classmethod
+    def _split_media_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in use, defaulting to SQLite inside the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'dangan.db').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit ``overrides`` winning."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,114 @@
+"""SQLAlchemy Core tables: the metadata the service keeps beside its objects."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+# Stable constraint names so Alembic migrations read the same on SQLite and PostgreSQL.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("organisation", String(200), nullable=False),
+    Column("scopes", Text, nullable=False),
+    # SHA-256 of the whole API key: keys are 256-bit random, so a fast hash suffices.
+    Column("key_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("key_prefix", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+objects = Table(
+    "objects",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("kind", String(100), nullable=False),
+    Column("organisation", String(200), nullable=False),
+    Column("external_id", String(200), nullable=True),
+    Column("case_ref", String(200), nullable=True),
+    Column("created_by", String(36), ForeignKey("clients.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("current_version", Integer, nullable=False),
+    Index("ix_documents_organisation_id", "organisation", "id"),
+    Index("ix_documents_case_ref", "case_ref"),
+    Index("ix_documents_external_id", "external_id"),
+)
+
+document_versions = Table(
+    "document_versions",
+    metadata,
+    Column("document_id", String(36), ForeignKey("documents.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), ForeignKey("objects.sha256"), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("ledger_seq", BigInteger, ForeignKey("ledger_entries.seq"), nullable=False),
+    PrimaryKeyConstraint("document_id", "version"),
+)
+
+# The event log (DESIGN.md invariant 2). Each row is one leaf of the RFC 9162 tree:
+# ``body`` holds the canonical JSON bytes (RFC 8785) and ``leaf_hash`` = SHA-256(0x00 ‖ body).
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("prev_hash", LargeBinary(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row (id = 1): the log's size and last leaf hash. Appenders lock it, which makes the
+# sequence gapless under concurrency on PostgreSQL (SQLite serialises writers anyway).
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
+    Column("last_hash", LargeBinary(32), nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("client_id", String(36), ForeignKey("clients.id"), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("client_id", "key"),
+)

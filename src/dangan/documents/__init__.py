@@ -1,0 +1,26 @@
+"""Documents: immutable, versioned content with metadata and ledger receipts."""
+
+from dangan.documents.service import (
+    Document,
+    DocumentMetadata,
+    DocumentVersion,
+    build_receipt,
+    get_document,
+    get_version,
+    list_documents,
+    record_ingest,
+)
+from dangan.documents.sniff import SNIFF_BYTES, sniff_media_type
+
+__all__ = [
+    "SNIFF_BYTES",
+    "Document",
+    "DocumentMetadata",
+    "DocumentVersion",
+    "build_receipt",
+    "get_document",
+    "get_version",
+    "list_documents",
+    "record_ingest",
+    "sniff_media_type",
+]

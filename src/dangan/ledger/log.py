@@ -1,0 +1,220 @@
+"""The event log: every state change is appended here, in the caller's transaction.
+
+Each entry is one leaf of the RFC 9162 Merkle tree (built by the ledger on top of this
+log). An entry's bytes are the RFC 8785 canonical JSON of its event, its hash is the RFC
+9162 §2.1.1 leaf hash SHA-256(0x00 ‖ bytes), and each event names the hash of the one
+before it, so the log is also a hash chain. Sequence numbers are 0-based leaf indices
+without gaps: appenders lock the single ``ledger_head`` row (SQLite serialises writers
+with ``BEGIN IMMEDIATE``; PostgreSQL takes ``SELECT … FOR UPDATE``).
+
+Events carry identifiers and hashes only, never personal data (DESIGN.md invariant 3).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+from sqlalchemy import Connection, select, update
+
+from dangan.db.tables import ledger_entries, ledger_head
+from dangan.errors import IntegrityError
+from dangan.ledger.merkle import leaf_hash
+
+#: Version of the event wire format; part of every event.
+EVENT_FORMAT = 1
+#: The chain's "previous hash" for entry 0.
+GENESIS_PREV = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One appended event."""
+
+    seq: int
+    """0-based position in the log; also the Merkle leaf index."""
+    kind: str
+    """Event type, e.g. ``document.ingested``."""
+    body: bytes
+    """The canonical JSON bytes: exactly the Merkle leaf data."""
+    leaf_hash: bytes
+    """SHA-256(0x00 ‖ body), RFC 9162 §2.1.1."""
+    prev_hash: bytes
+    """Leaf hash of entry ``seq - 1`` (32 zero bytes for entry 0)."""
+    created_at: datetime
+    """When the entry was appended (UTC)."""
+
+
+@dataclass(frozen=True)
+class LogHead:
+    """The log's current size and last leaf hash."""
+
+    size: int
+    """Number of entries."""
+    last_hash: bytes
+    """Leaf hash of the last entry, or 32 zero bytes when empty."""
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with millisecond precision, as events carry it."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def encode_event(
+    *,
+    seq: int,
+    prev_hash: bytes,
+    kind: str,
+    actor: str,
+    subject: Mapping[str, Any],
+    at: datetime,
+) -> bytes:
+    """The canonical bytes of an event (RFC 8785 JSON Canonicalization Scheme)."""
+    event = {
+        "v": EVENT_FORMAT,
+        "seq": seq,
+        "prev": prev_hash.hex(),
+        "type": kind,
+        "time": format_time(at),
+        "actor": actor,
+        "subject": dict(subject),
+    }
+    return rfc8785.dumps(event)
+
+
+def read_head(conn: Connection, *, for_update: bool = False) -> LogHead:
+    """The log head; with ``for_update`` the row stays locked until the transaction ends."""
+    query = select(ledger_head.c.size, ledger_head.c.last_hash).where(ledger_head.c.id == 1)
+    if for_update and conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    row = conn.execute(query).one()
+    return LogHead(size=row.size, last_hash=bytes(row.last_hash))
+
+
+def append_event(
+    conn: Connection,
+    *,
+    kind: str,
+    actor: str,
+    subject: Mapping[str, Any],
+    now: datetime,
+) -> LedgerEntry:
+    """Append one event inside the caller's write transaction and return the entry."""
+    head = read_head(conn, for_update=True)
+    body = encode_event(
+        seq=head.size, prev_hash=head.last_hash, kind=kind, actor=actor, subject=subject, at=now
+    )
+    entry = LedgerEntry(
+        seq=head.size,
+        kind=kind,
+        body=body,
+        leaf_hash=leaf_hash(body),
+        prev_hash=head.last_hash,
+        created_at=now,
+    )
+    conn.execute(
+        ledger_entries.insert().values(
+            seq=entry.seq,
+            kind=entry.kind,
+            body=entry.body,
+            leaf_hash=entry.leaf_hash,
+            prev_hash=entry.prev_hash,
+            created_at=entry.created_at,
+        )
+    )
+    conn.execute(
+        update(ledger_head)
+        .where(ledger_head.c.id == 1)
+        .values(size=entry.seq + 1, last_hash=entry.leaf_hash)
+    )
+    return entry
+
+
+def get_entry(conn: Connection, seq: int) -> LedgerEntry | None:
+    """The entry at ``seq``, or ``None``."""
+    row = conn.execute(select(ledger_entries).where(ledger_entries.c.seq == seq)).one_or_none()
+    return None if row is None else _entry(row)
+
+
+def iter_entries(conn: Connection, *, start: int = 0, batch: int = 1000) -> Iterator[LedgerEntry]:
+    """Every entry from ``start`` on, in sequence order, read in batches."""
+    seq = start
+    while True:
+        rows = conn.execute(
+            select(ledger_entries)
+            .where(ledger_entries.c.seq >= seq)
+            .order_by(ledger_entries.c.seq)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield _entry(row)
+        seq = rows[-1].seq + 1
+
+
+def verify_chain(conn: Connection) -> LogHead:
+    """Recompute every leaf hash and chain link; raise :class:`IntegrityError` on the first break.
+
+    Checks, for each entry: the sequence has no gap, the stored leaf hash equals
+    SHA-256(0x00 ‖ body), the body names its own seq, type and the previous leaf hash,
+    and finally that the head matches the last entry.
+    """
+    expected_seq, prev = 0, GENESIS_PREV
+    for entry in iter_entries(conn):
+        _check_entry(entry, expected_seq, prev)
+        expected_seq, prev = entry.seq + 1, entry.leaf_hash
+    head = read_head(conn)
+    if head.size != expected_seq or head.last_hash != prev:
+        raise IntegrityError(
+            f"ledger head (size {head.size}) does not match the entries (size {expected_seq})",
+            seq=expected_seq,
+        )
+    return head
+
+
+def _check_entry(entry: LedgerEntry, expected_seq: int, prev: bytes) -> None:
+    def broken(why: str) -> IntegrityError:
+        return IntegrityError(f"ledger entry {entry.seq}: {why}", seq=entry.seq)
+
+    if entry.seq != expected_seq:
+        raise IntegrityError(f"ledger entry {expected_seq} is missing", seq=expected_seq)
+    if leaf_hash(entry.body) != entry.leaf_hash:
+        raise broken("stored leaf hash does not match its bytes")
+    if entry.prev_hash != prev:
+        raise broken("previous-hash link is broken")
+    try:
+        event = rfc8785_loads(entry.body)
+    except ValueError as exc:
+        raise broken("bytes are not canonical JSON") from exc
+    if event.get("seq") != entry.seq or event.get("prev") != prev.hex():
+        raise broken("event names a different position or predecessor")
+    if event.get("type") != entry.kind:
+        raise broken("event type differs from the indexed kind")
+
+
+def rfc8785_loads(body: bytes) -> dict[str, Any]:
+    """Parse event bytes and insist they are already in RFC 8785 canonical form."""
+    event = json.loads(body)
+    if not isinstance(event, dict) or rfc8785.dumps(event) != body:
+        raise ValueError("not canonical")
+    return event
+
+
+def _entry(row: Any) -> LedgerEntry:
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite hands back naive datetimes
+        created = created.replace(tzinfo=UTC)
+    return LedgerEntry(
+        seq=row.seq,
+        kind=row.kind,
+        body=bytes(row.body),
+        leaf_hash=bytes(row.leaf_hash),
+        prev_hash=bytes(row.prev_hash),
+        created_at=created,
+    )

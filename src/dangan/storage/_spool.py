@@ -1,0 +1,219 @@
+"""Temporary files that are hashed as they fill, and locked while their writer lives.
+
+Each temporary file carries an exclusive ``flock`` for as long as its writer holds it
+open. The kernel drops the lock when the process dies, so :func:`remove_stale` can tell
+the leftovers of a crash from the files of live writers in any process.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from dangan.errors import BackendUnavailable
+
+from .base import StoredObject
+
+_SUFFIX = ".part"
+
+
+class SpoolFile:
+    """A temporary file written with raw ``os.write`` calls and hashed with SHA-256."""
+
+    def __init__(self, *, path: Path, fd: int) -> None:
+        self.path = path
+        """Where the file lives while it is being written."""
+        self._fd: int | None = fd
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._broken = False
+
+    @classmethod
+    def create(cls, directory: Path) -> SpoolFile:
+        """Create and lock a new, empty temporary file in ``directory``."""
+        while True:
+            path = directory / f"{uuid.uuid4().hex}{_SUFFIX}"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            fd = os.open(path, flags, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # A concurrent remove_stale may have locked and unlinked the file between
+                # our open and our flock; then start again with a new name.
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    return cls(path=path, fd=fd)
+            except (BlockingIOError, FileNotFoundError):
+                pass
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._size
+
+    @property
+    def fd(self) -> int:
+        """The open file descriptor (the file must not be closed yet)."""
+        if self._fd is None:
+            raise ValueError("The temporary file is closed.")
+        return self._fd
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk``, hashing it; loops over short writes."""
+        fd = self.fd
+        if self._broken:
+            raise ValueError("An earlier write failed; the temporary file is unusable.")
+        view = memoryview(chunk).cast("B")
+        length = view.nbytes
+        try:
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except BaseException:
+            # Part of the chunk may be on disk but not in the hash: never commit this file.
+            self._broken = True
+            raise
+        self._hash.update(chunk)
+        self._size += length
+
+    def hexdigest(self) -> str:
+        """Lowercase hex SHA-256 of everything written."""
+        if self._broken:
+            raise ValueError("An earlier write failed; the temporary file is unusable.")
+        return self._hash.hexdigest()
+
+    def sync(self) -> None:
+        """Flush the file's data and metadata to stable storage (POSIX ``fsync``)."""
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        """Close the descriptor, which releases the lock; idempotent."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def discard(self) -> None:
+        """Remove the file and close it; idempotent."""
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+        self.close()
+
+
+class SpooledWriter:
+    """An :class:`~dangan.storage.base.ObjectWriter` that fills a :class:`SpoolFile`.
+
+    On commit, ``install`` makes the finished file a stored object (rename it into place,
+    or upload it); the temporary file is removed afterwards in either case.
+    """
+
+    def __init__(
+        self, *, spool: SpoolFile, install: Callable[[SpoolFile, StoredObject], None]
+    ) -> None:
+        self._spool: SpoolFile | None = spool
+        self._install = install
+        self._result: StoredObject | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        if self._result is not None:
+            return self._result.size
+        return self._spool.size if self._spool is not None else 0
+
+    def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` to the object."""
+        spool = self._open_spool()
+        try:
+            spool.write(chunk)
+        except OSError as exc:
+            raise BackendUnavailable(f"Writing a temporary file failed: {exc}") from exc
+
+    def commit(self) -> StoredObject:
+        """Install the object under its SHA-256; repeated calls return the same result."""
+        if self._result is not None:
+            return self._result
+        spool = self._open_spool()
+        result = StoredObject(sha256=spool.hexdigest(), size=spool.size)
+        self._install(spool, result)
+        self._result = result
+        self.abort()
+        return result
+
+    def abort(self) -> None:
+        """Remove the temporary file; safe to repeat, and a no-op after commit."""
+        if self._spool is not None:
+            spool, self._spool = self._spool, None
+            try:
+                spool.discard()
+            except OSError as exc:
+                raise BackendUnavailable(f"Removing a temporary file failed: {exc}") from exc
+
+    def _open_spool(self) -> SpoolFile:
+        if self._spool is None:
+            state = "committed" if self._result is not None else "aborted"
+            raise ValueError(f"The writer was already {state}.")
+        return self._spool
+
+
+def remove_stale(directory: Path) -> int:
+    """Remove temporary files in ``directory`` that no live writer holds; return the count."""
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not entry.name.endswith(_SUFFIX) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            os.unlink(entry.path)
+            removed += 1
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (new, renamed or removed files) durable.
+
+    POSIX leaves it open whether ``rename`` and ``unlink`` are durable before the
+    directory itself is synced; on Linux they are not.
+    """
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some filesystems cannot fsync a directory
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(directory: Path) -> None:
+    """Create ``directory`` (and missing parents), syncing each parent that gained an entry."""
+    if directory.is_dir():
+        return
+    ensure_dir(directory.parent)
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        return
+    fsync_dir(directory.parent)
