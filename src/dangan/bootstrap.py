@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from dangan.clock import Clock, system_clock
 from dangan.config import Settings
 from dangan.db import create_db_engine, upgrade
+from dangan.db.committer import GroupCommitter
 from dangan.storage import ObjectStore, open_store
 
 
@@ -22,9 +23,12 @@ class Backends:
     """Content store."""
     clock: Clock
     """Source of "now"."""
+    writer: GroupCommitter
+    """The process's single database writer (group commit)."""
 
     def close(self) -> None:
-        """Release connections and clients."""
+        """Finish queued writes, then release connections and clients."""
+        self.writer.close()
         self.store.close()
         self.engine.dispose()
 
@@ -33,7 +37,9 @@ def open_backends(settings: Settings, *, clock: Clock = system_clock) -> Backend
     """Open the database and the object store named by ``settings``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_db_engine(settings.effective_database_url)
-    return Backends(engine=engine, store=open_store(settings), clock=clock)
+    return Backends(
+        engine=engine, store=open_store(settings), clock=clock, writer=GroupCommitter(engine)
+    )
 
 
 def initialise(settings: Settings) -> None:

@@ -30,6 +30,11 @@ def engine(database_url: str) -> Engine:
     engine.dispose()
 
 
+def ingest(engine: Engine, **kwargs):
+    with write_transaction(engine) as conn:
+        return record_ingest(conn, **kwargs)
+
+
 def _obj(n: int) -> StoredObject:
     return StoredObject(sha256=f"{n:064x}", size=n)
 
@@ -134,7 +139,7 @@ def test_foreign_keys_are_enforced(engine: Engine) -> None:
 
 def test_ingest_records_everything_in_one_transaction(engine: Engine) -> None:
     client = create_client(engine, name="s", organisation="o", scopes=["documents:write"], now=NOW).client
-    receipt, replayed = record_ingest(
+    receipt, replayed = ingest(
         engine, client=client, meta=META, stored=_obj(1), media_type="application/pdf",
         idempotency_key=None, now=NOW,
     )
@@ -151,7 +156,7 @@ def test_ingest_records_everything_in_one_transaction(engine: Engine) -> None:
 def test_same_content_twice_is_one_object_two_documents(engine: Engine) -> None:
     client = create_client(engine, name="s", organisation="o", scopes=["documents:write"], now=NOW).client
     ids = {
-        record_ingest(engine, client=client, meta=META, stored=_obj(7), media_type="application/pdf",
+        ingest(engine, client=client, meta=META, stored=_obj(7), media_type="application/pdf",
                       idempotency_key=None, now=NOW)[0]["id"]
         for _ in range(2)
     }
@@ -162,15 +167,51 @@ def test_same_content_twice_is_one_object_two_documents(engine: Engine) -> None:
 
 def test_idempotent_replay_and_conflict(engine: Engine) -> None:
     client = create_client(engine, name="s", organisation="o", scopes=["documents:write"], now=NOW).client
-    first, replayed = record_ingest(engine, client=client, meta=META, stored=_obj(3),
+    first, replayed = ingest(engine, client=client, meta=META, stored=_obj(3),
                                     media_type="application/pdf", idempotency_key="k1", now=NOW)
-    again, replayed_again = record_ingest(engine, client=client, meta=META, stored=_obj(3),
+    again, replayed_again = ingest(engine, client=client, meta=META, stored=_obj(3),
                                           media_type="application/pdf", idempotency_key="k1", now=NOW)
     assert (replayed, replayed_again) == (False, True)
     assert again == first
     with pytest.raises(IdempotencyConflict):
-        record_ingest(engine, client=client, meta=META, stored=_obj(4),
+        ingest(engine, client=client, meta=META, stored=_obj(4),
                       media_type="application/pdf", idempotency_key="k1", now=NOW)
     with engine.connect() as conn:
         assert read_head(conn).size == 2  # client.created + one ingest
         assert conn.execute(text("SELECT count(*) FROM documents")).scalar() == 1
+
+
+def test_group_commit_isolates_failing_jobs(engine: Engine) -> None:
+    from dangan.db.committer import GroupCommitter
+
+    writer = GroupCommitter(engine)
+
+    def good(i: int):
+        return lambda conn: append_event(conn, kind="test.event", actor="t", subject={"i": i}, now=NOW).seq
+
+    def bad(conn):
+        append_event(conn, kind="test.event", actor="t", subject={"bad": True}, now=NOW)
+        raise ValueError("job failed")
+
+    futures = [writer.submit(good(0)), writer.submit(bad), writer.submit(good(1))]
+    writer.close()
+    assert futures[0].result() == 0
+    with pytest.raises(ValueError):
+        futures[1].result()
+    assert futures[2].result() == 1  # the failed job's append was rolled back with it
+    with engine.connect() as conn:
+        assert verify_chain(conn).size == 2
+
+
+def test_group_commit_many_concurrent_jobs(engine: Engine) -> None:
+    from dangan.db.committer import GroupCommitter
+
+    writer = GroupCommitter(engine, max_batch=16)
+    futures = [
+        writer.submit(lambda conn, i=i: append_event(conn, kind="test.event", actor="t", subject={"i": i}, now=NOW).seq)
+        for i in range(200)
+    ]
+    assert sorted(f.result() for f in futures) == list(range(200))
+    writer.close()
+    with engine.connect() as conn:
+        assert verify_chain(conn).size == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -76,15 +77,17 @@ async def upload_document(
                 + ", ".join(settings.allowed_media_types)
             )
         stored = await run_in_threadpool(upload.writer.commit)
-        receipt, replayed = await run_in_threadpool(
-            lambda: record_ingest(
-                backends.engine,
-                client=client,
-                meta=meta,
-                stored=stored,
-                media_type=media_type,
-                idempotency_key=key,
-                now=backends.clock(),
+        receipt, replayed = await asyncio.wrap_future(
+            backends.writer.submit(
+                lambda conn: record_ingest(
+                    conn,
+                    client=client,
+                    meta=meta,
+                    stored=stored,
+                    media_type=media_type,
+                    idempotency_key=key,
+                    now=backends.clock(),
+                )
             )
         )
     finally:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from dangan.documents import SNIFF_BYTES
@@ -144,7 +145,9 @@ async def receive_upload(request: Request, *, store: ObjectStore, max_bytes: int
     """
     boundary = _boundary(request)
     _check_declared_length(request, max_bytes)
-    writer = store.open_writer()
+    # Creating the temp file can wait on the filesystem journal (another upload's fsync):
+    # keep that off the event loop.
+    writer = await run_in_threadpool(store.open_writer)
     try:
         parser = _UploadParser(boundary, writer, max_bytes)
         async for chunk in request.stream():

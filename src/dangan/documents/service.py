@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from dangan.clients import Client
-from dangan.db.engine import write_transaction
 from dangan.db.tables import document_versions, documents, idempotency_keys, objects
 from dangan.errors import IdempotencyConflict, InvalidRequest, NotFound
 from dangan.ids import new_id
@@ -104,7 +105,7 @@ def find_replay(conn: Connection, *, client_id: str, key: str, fingerprint: str)
 
 
 def record_ingest(
-    engine: Engine,
+    conn: Connection,
     *,
     client: Client,
     meta: DocumentMetadata,
@@ -113,39 +114,47 @@ def record_ingest(
     idempotency_key: str | None,
     now: datetime,
 ) -> tuple[dict[str, Any], bool]:
-    """Record a new document whose content is already durable; return (receipt, replayed)."""
+    """Record a new document whose content is already durable; return (receipt, replayed).
+
+    Runs inside the caller's write transaction. A retry with the same ``idempotency_key``
+    returns the first receipt and writes nothing.
+    """
     fingerprint = request_fingerprint(meta, stored.sha256)
+    if idempotency_key is None:
+        return _insert_document(conn, client, meta, stored, media_type, now), False
+    replay = find_replay(conn, client_id=client.id, key=idempotency_key, fingerprint=fingerprint)
+    if replay is not None:
+        return replay, True
     try:
-        with write_transaction(engine) as conn:
-            if idempotency_key is not None:
-                replay = find_replay(
-                    conn, client_id=client.id, key=idempotency_key, fingerprint=fingerprint
-                )
-                if replay is not None:
-                    return replay, True
+        with conn.begin_nested():
             receipt = _insert_document(conn, client, meta, stored, media_type, now)
-            if idempotency_key is not None:
-                conn.execute(
-                    idempotency_keys.insert().values(
-                        client_id=client.id,
-                        key=idempotency_key,
-                        request_hash=fingerprint,
-                        response=json.dumps(receipt),
-                        created_at=now,
-                    )
-                )
-    except SQLIntegrityError:
-        # A concurrent request with the same key won the race: answer as it did.
-        if idempotency_key is None:
-            raise
-        with engine.connect() as conn:
-            replay = find_replay(
-                conn, client_id=client.id, key=idempotency_key, fingerprint=fingerprint
+            conn.execute(
+                _INSERT_IDEMPOTENCY,
+                {
+                    "client_id": client.id,
+                    "key": idempotency_key,
+                    "request_hash": fingerprint,
+                    "response": json.dumps(receipt),
+                    "created_at": now,
+                },
             )
+    except SQLIntegrityError:
+        # Another process recorded the same key first (PostgreSQL): answer as it did.
+        replay = find_replay(conn, client_id=client.id, key=idempotency_key, fingerprint=fingerprint)
         if replay is None:
             raise
         return replay, True
     return receipt, False
+
+
+# Built once (see dangan.ledger.log): the ingest path runs these for every upload.
+_INSERT_OBJECT = {
+    "sqlite": sqlite_insert(objects).on_conflict_do_nothing(index_elements=["sha256"]),
+    "postgresql": pg_insert(objects).on_conflict_do_nothing(index_elements=["sha256"]),
+}
+_INSERT_DOCUMENT = documents.insert()
+_INSERT_VERSION = document_versions.insert()
+_INSERT_IDEMPOTENCY = idempotency_keys.insert()
 
 
 def _insert_document(
@@ -157,11 +166,10 @@ def _insert_document(
     now: datetime,
 ) -> dict[str, Any]:
     doc_id = new_id(now)
-    exists = conn.execute(
-        select(objects.c.sha256).where(objects.c.sha256 == stored.sha256)
-    ).one_or_none()
-    if exists is None:
-        conn.execute(objects.insert().values(sha256=stored.sha256, size=stored.size, created_at=now))
+    conn.execute(
+        _INSERT_OBJECT[conn.dialect.name],
+        {"sha256": stored.sha256, "size": stored.size, "created_at": now},
+    )
     entry = append_event(
         conn,
         kind="document.ingested",
@@ -176,28 +184,30 @@ def _insert_document(
         now=now,
     )
     conn.execute(
-        documents.insert().values(
-            id=doc_id,
-            title=meta.title,
-            kind=meta.kind,
-            organisation=meta.organisation,
-            external_id=meta.external_id,
-            case_ref=meta.case_ref,
-            created_by=client.id,
-            created_at=now,
-            current_version=1,
-        )
+        _INSERT_DOCUMENT,
+        {
+            "id": doc_id,
+            "title": meta.title,
+            "kind": meta.kind,
+            "organisation": meta.organisation,
+            "external_id": meta.external_id,
+            "case_ref": meta.case_ref,
+            "created_by": client.id,
+            "created_at": now,
+            "current_version": 1,
+        },
     )
     conn.execute(
-        document_versions.insert().values(
-            document_id=doc_id,
-            version=1,
-            sha256=stored.sha256,
-            size=stored.size,
-            media_type=media_type,
-            created_at=now,
-            ledger_seq=entry.seq,
-        )
+        _INSERT_VERSION,
+        {
+            "document_id": doc_id,
+            "version": 1,
+            "sha256": stored.sha256,
+            "size": stored.size,
+            "media_type": media_type,
+            "created_at": now,
+            "ledger_seq": entry.seq,
+        },
     )
     return build_receipt(doc_id, 1, stored, media_type, entry)
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from dangan.db.tables import ledger_entries, ledger_head
 from dangan.errors import IntegrityError
@@ -87,12 +87,22 @@ def encode_event(
     return rfc8785.dumps(event)
 
 
+# Statements are built once: appends are the hot path and SQLAlchemy then reuses the
+# compiled form instead of re-deriving it from literal values on every call.
+_READ_HEAD = select(ledger_head.c.size, ledger_head.c.last_hash).where(ledger_head.c.id == 1)
+_LOCK_HEAD = _READ_HEAD.with_for_update()
+_INSERT_ENTRY = ledger_entries.insert()
+_UPDATE_HEAD = (
+    update(ledger_head)
+    .where(ledger_head.c.id == 1)
+    .values(size=bindparam("new_size"), last_hash=bindparam("new_hash"))
+)
+
+
 def read_head(conn: Connection, *, for_update: bool = False) -> LogHead:
     """The log head; with ``for_update`` the row stays locked until the transaction ends."""
-    query = select(ledger_head.c.size, ledger_head.c.last_hash).where(ledger_head.c.id == 1)
-    if for_update and conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    row = conn.execute(query).one()
+    lock = for_update and conn.dialect.name != "sqlite"
+    row = conn.execute(_LOCK_HEAD if lock else _READ_HEAD).one()
     return LogHead(size=row.size, last_hash=bytes(row.last_hash))
 
 
@@ -118,20 +128,17 @@ def append_event(
         created_at=now,
     )
     conn.execute(
-        ledger_entries.insert().values(
-            seq=entry.seq,
-            kind=entry.kind,
-            body=entry.body,
-            leaf_hash=entry.leaf_hash,
-            prev_hash=entry.prev_hash,
-            created_at=entry.created_at,
-        )
+        _INSERT_ENTRY,
+        {
+            "seq": entry.seq,
+            "kind": entry.kind,
+            "body": entry.body,
+            "leaf_hash": entry.leaf_hash,
+            "prev_hash": entry.prev_hash,
+            "created_at": entry.created_at,
+        },
     )
-    conn.execute(
-        update(ledger_head)
-        .where(ledger_head.c.id == 1)
-        .values(size=entry.seq + 1, last_hash=entry.leaf_hash)
-    )
+    conn.execute(_UPDATE_HEAD, {"new_size": entry.seq + 1, "new_hash": entry.leaf_hash})
     return entry
 
 

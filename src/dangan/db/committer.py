@@ -1,0 +1,104 @@
+"""Group commit: many small write jobs share one transaction and one durable commit.
+
+Every acknowledged write must be committed with ``synchronous=FULL`` (SQLite) or a WAL
+flush (PostgreSQL); doing that once per upload makes the disk flush, not the work, the
+limit. One writer thread per process takes whatever jobs are waiting (up to a batch),
+runs each inside its own SAVEPOINT so that a failing job is rolled back alone, commits
+once, and only then resolves the jobs' futures — so no caller hears "done" before its
+rows are durable (DESIGN.md invariant 4). A single writer also keeps SQLite's writers
+from queueing on its busy handler.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from dangan.db.engine import write_transaction
+from dangan.errors import BackendUnavailable
+
+T = TypeVar("T")
+_STOP = object()
+
+
+class GroupCommitter:
+    """Runs write jobs on one thread, committing them in batches."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = 64) -> None:
+        self._engine = engine
+        self._max_batch = max_batch
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="dangan-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[Connection], T]) -> Future[T]:
+        """Queue ``job``; its future resolves after the transaction holding it commits."""
+        if self._closed:
+            raise BackendUnavailable("the database writer is shut down")
+        future: Future[T] = Future()
+        self._jobs.put((job, future))
+        return future
+
+    def run(self, job: Callable[[Connection], T]) -> T:
+        """Run ``job`` and wait for its durable result (or its exception)."""
+        return self.submit(job).result()
+
+    def close(self) -> None:
+        """Finish the queued jobs, then stop the writer thread."""
+        if not self._closed:
+            self._closed = True
+            self._jobs.put(_STOP)
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    item = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._run_batch(batch)
+            if stop:
+                return
+
+    def _run_batch(self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with write_transaction(self._engine) as conn:
+                for job, _future in batch:
+                    outcomes.append(self._run_job(conn, job))
+        except BaseException as exc:  # the commit itself failed: nothing is durable
+            for _job, future in batch:
+                future.set_exception(exc)
+            return
+        for (_job, future), (ok, value) in zip(batch, outcomes):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    @staticmethod
+    def _run_job(conn: Connection, job: Callable[[Connection], Any]) -> tuple[bool, Any]:
+        savepoint = conn.begin_nested()
+        try:
+            value = job(conn)
+        except Exception as exc:
+            savepoint.rollback()
+            return False, exc
+        savepoint.commit()
+        return True, value
