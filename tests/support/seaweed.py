@@ -71,7 +71,9 @@ def find_weed() -> Path | None:
     return Path(found) if found else None
 
 
-def wait_for_s3(endpoint: S3Endpoint, *, timeout: float, alive: Callable[[], bool] | None = None) -> None:
+def wait_for_s3(
+    endpoint: S3Endpoint, *, timeout: float, alive: Callable[[], bool] | None = None
+) -> None:
     """Wait until ``endpoint`` answers an authenticated ListBuckets; raise TimeoutError."""
     parts = urlsplit(endpoint.url)
     http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=2, read=5), retries=False)
@@ -99,7 +101,7 @@ def wait_for_s3(endpoint: S3Endpoint, *, timeout: float, alive: Callable[[], boo
     raise TimeoutError(f"{endpoint.url} did not answer within {timeout:.0f} s: {last_error}")
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """Distinct ports that were free on 127.0.0.1 a moment ago."""
     with ExitStack() as stack:
         ports = []
@@ -130,9 +132,13 @@ def _command(weed: Path, workdir: Path, config: Path, ports: dict[str, int]) -> 
         "-admin.ui=false",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        f"-s3.localSocket={workdir / 's3.sock'}",
-        f"-filer.localSocket={workdir / 'filer.sock'}",
         *(f"-{flag}={port}" for flag, port in ports.items()),
+        *(
+            # Unix socket paths are limited to 107 bytes (sockaddr_un); weed's default is /tmp.
+            f"-{name}.localSocket={workdir / f'{name}.sock'}"
+            for name in ("s3", "filer")
+            if len(str(workdir / f"{name}.sock").encode()) < 100
+        ),
     ]
 
 
@@ -141,7 +147,9 @@ def _stop(process: subprocess.Popen[bytes], ports: dict[str, int]) -> None:
     if process.poll() is None:
         os.kill(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=15)
+            # After large reads its volume server lingers ~30 s before exiting; the data
+            # is thrown away anyway, so do not wait for it.
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=15)
@@ -171,7 +179,7 @@ def running_seaweedfs(
     }
     config = workdir / "s3.json"
     config.write_text(json.dumps({"identities": [identity]}))
-    ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
+    ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS)), strict=True))
     log_path = workdir / "weed.log"
     endpoint = S3Endpoint(url=f"http://{HOST}:{ports['s3.port']}", **endpoint_keys)
     # weed writes its glog files to TMPDIR; keep them with the rest of this run.
@@ -183,14 +191,15 @@ def running_seaweedfs(
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
-            start_new_session=True,  # a Ctrl-C in pytest reaches us, and we stop weed
+            start_new_session=True,  # Ctrl-C reaches pytest only; the finally stops weed
         )
     try:
         try:
             wait_for_s3(endpoint, timeout=ready_timeout, alive=lambda: process.poll() is None)
         except (TimeoutError, RuntimeError) as exc:
             raise RuntimeError(
-                f"SeaweedFS (pid {process.pid}) did not become ready: {exc}\n"
+                f"SeaweedFS (pid {process.pid}, exit status {process.poll()}) did not "
+                f"become ready: {exc}\n"
                 f"--- last lines of {log_path} ---\n{_tail(log_path)}"
             ) from exc
         yield endpoint

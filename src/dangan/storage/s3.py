@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,61 +23,23 @@ from urllib.parse import urlsplit
 import urllib3
 from minio import Minio
 from minio.datatypes import Object
-from minio.error import MinioException, S3Error
+from minio.error import S3Error
 from minio.helpers import MAX_MULTIPART_COUNT, MIN_PART_SIZE, md5sum_hash
 from minio.retention import Retention as S3Retention
 from minio.xml import marshal
 
-from dangan.errors import (
-    BackendUnavailable,
-    DanganError,
-    IntegrityError,
-    InvalidRequest,
-    NotFound,
-    RetentionLocked,
-)
+from dangan.errors import BackendUnavailable, IntegrityError, NotFound
 
 from . import _retention
 from ._keys import KEY_PREFIX, check_sha256, is_sha256, object_key, resolve_range
+from ._s3_errors import NO_LEGAL_HOLD, NO_RETENTION, s3_errors
 from ._spool import SpooledWriter, SpoolFile, ensure_dir, remove_stale
 from .base import CHUNK_SIZE, Retention, RetentionMode, StoredObject
 
 if TYPE_CHECKING:
     from dangan.config import Settings
 
-# S3 error codes. SeaweedFS answers some requests with codes other than AWS's.
-_MISSING = frozenset({"NoSuchKey", "NoSuchVersion"})
-_NO_RETENTION = frozenset({"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"})
-_NO_LEGAL_HOLD = frozenset({"NoSuchObjectLockConfiguration", "NoSuchObjectLegalHold"})
-_BAD_DIGEST = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"})
-_BAD_REQUEST = frozenset({"InvalidArgument", "InvalidRequest"})
-
 _MIB = 1024 * 1024
-
-
-@contextmanager
-def _s3_errors(
-    action: str, *, sha256: str | None = None, denied_means_locked: bool = False
-) -> Iterator[None]:
-    """Translate minio and urllib3 errors at the boundary into dangan errors."""
-    try:
-        yield
-    except S3Error as exc:
-        raise _translate(exc, action, sha256, denied_means_locked) from exc
-    except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
-        raise BackendUnavailable(f"S3 could not {action}: {exc}") from exc
-
-
-def _translate(exc: S3Error, action: str, sha256: str | None, locked: bool) -> DanganError:
-    if exc.code in _MISSING:
-        return NotFound(f"No object {sha256}." if sha256 else f"S3 could not {action}.")
-    if exc.code == "AccessDenied" and locked:
-        return RetentionLocked(f"S3 Object Lock refused to {action}.")
-    if exc.code in _BAD_DIGEST:
-        return IntegrityError(f"S3 refused to {action}: the content did not match its digest.")
-    if exc.code in _BAD_REQUEST:
-        return InvalidRequest(f"S3 refused to {action}: {exc.message}")
-    return BackendUnavailable(f"S3 could not {action}: {exc.code}: {exc.message}")
 
 
 def _parse_endpoint(url: str) -> tuple[str, bool]:
@@ -178,7 +139,7 @@ class S3ObjectStore:
 
     def ensure_bucket(self) -> None:
         """Create the bucket with Object Lock if it is missing; refuse one without it."""
-        with _s3_errors(f"create bucket {self.bucket}"):
+        with s3_errors(f"create bucket {self.bucket}"):
             if not self._client.bucket_exists(self.bucket):
                 try:
                     self._client.make_bucket(self.bucket, object_lock=True)
@@ -188,7 +149,7 @@ class S3ObjectStore:
             try:
                 self._client.get_object_lock_config(self.bucket)
             except S3Error as exc:
-                if exc.code not in _NO_RETENTION:
+                if exc.code not in NO_RETENTION:
                     raise
                 # Object Lock can only be enabled when a bucket is created (AWS S3 API).
                 raise BackendUnavailable(
@@ -210,7 +171,7 @@ class S3ObjectStore:
         """The object's size, or ``None`` when it is absent."""
         key = object_key(check_sha256(sha256))
         try:
-            with _s3_errors(f"stat {sha256}", sha256=sha256):
+            with s3_errors(f"stat {sha256}", sha256=sha256):
                 info = self._client.stat_object(self.bucket, key)
         except NotFound:
             return None
@@ -226,7 +187,7 @@ class S3ObjectStore:
 
     def iter_keys(self) -> Iterator[str]:
         """Every stored object's SHA-256 (latest versions that are not delete markers)."""
-        with _s3_errors("list objects"):
+        with s3_errors("list objects"):
             listing = self._client.list_objects(
                 self.bucket, prefix=f"{KEY_PREFIX}/", recursive=True
             )
@@ -238,7 +199,7 @@ class S3ObjectStore:
     def delete(self, sha256: str, *, now: datetime) -> None:
         """Remove every version of the object, unless a lock or hold protects one."""
         key = object_key(check_sha256(sha256))
-        with _s3_errors(f"list the versions of {sha256}", sha256=sha256):
+        with s3_errors(f"list the versions of {sha256}", sha256=sha256):
             versions = self._versions(key)
         contents = [v for v in versions if not v.is_delete_marker]
         if not contents:
@@ -246,7 +207,7 @@ class S3ObjectStore:
         for version in contents:
             retention, hold = self._locks(sha256, version.version_id)
             _retention.ensure_deletable(retention, hold, now=now)
-        with _s3_errors(f"delete {sha256}", sha256=sha256, denied_means_locked=True):
+        with s3_errors(f"delete {sha256}", sha256=sha256, denied_means_locked=True):
             for version in contents + [v for v in versions if v.is_delete_marker]:
                 self._client.remove_object(self.bucket, key, version_id=version.version_id)
 
@@ -265,7 +226,7 @@ class S3ObjectStore:
         )
         key = object_key(sha256)
         action = f"set the retention of {sha256}"
-        with _s3_errors(action, sha256=sha256, denied_means_locked=True):
+        with s3_errors(action, sha256=sha256, denied_means_locked=True):
             for version in self._versions(key):
                 if not version.is_delete_marker:
                     self._put_retention(key, version.version_id, new, bypass_governance=bypass)
@@ -280,7 +241,7 @@ class S3ObjectStore:
         if self.stat(sha256) is None:
             raise NotFound(f"No object {sha256}.")
         action = f"{'place' if on else 'lift'} a legal hold on {sha256}"
-        with _s3_errors(action, sha256=sha256, denied_means_locked=True):
+        with s3_errors(action, sha256=sha256, denied_means_locked=True):
             for version in self._versions(key):
                 if version.is_delete_marker:
                     continue
@@ -297,7 +258,7 @@ class S3ObjectStore:
 
     def check(self) -> None:
         """Raise :class:`BackendUnavailable` unless the bucket answers and the spool is writable."""
-        with _s3_errors(f"reach bucket {self.bucket}"):
+        with s3_errors(f"reach bucket {self.bucket}"):
             exists = self._client.bucket_exists(self.bucket)
         if not exists:
             raise BackendUnavailable(f"Bucket {self.bucket} does not exist.")
@@ -343,7 +304,7 @@ class S3ObjectStore:
         # Larger objects go up in parts; minio signs each part's SHA-256 (SigV4, over
         # http) or sends its Content-MD5 (over https), so S3 verifies every part, and
         # _install compares the size afterwards.
-        with _s3_errors(f"upload {stored.sha256}"), path.open("rb") as data:
+        with s3_errors(f"upload {stored.sha256}"), path.open("rb") as data:
             self._client.put_object(
                 self.bucket,
                 object_key(stored.sha256),
@@ -359,7 +320,7 @@ class S3ObjectStore:
         if start >= stop:
             return
         received = 0
-        with _s3_errors(f"read {sha256}", sha256=sha256):
+        with s3_errors(f"read {sha256}", sha256=sha256):
             response = self._client.get_object(
                 self.bucket, object_key(sha256), offset=start, length=stop - start
             )
@@ -381,19 +342,19 @@ class S3ObjectStore:
     def _locks(self, sha256: str, version_id: str | None) -> tuple[Retention | None, bool]:
         """Retention and legal hold of one version (the latest when ``version_id`` is None)."""
         key = object_key(sha256)
-        with _s3_errors(f"read the locks of {sha256}", sha256=sha256):
+        with s3_errors(f"read the locks of {sha256}", sha256=sha256):
             try:
                 retention = _from_s3(
                     self._client.get_object_retention(self.bucket, key, version_id)
                 )
             except S3Error as exc:
-                if exc.code not in _NO_RETENTION:
+                if exc.code not in NO_RETENTION:
                     raise
                 retention = None
             try:
                 hold = self._client.is_object_legal_hold_enabled(self.bucket, key, version_id)
             except S3Error as exc:
-                if exc.code not in _NO_LEGAL_HOLD:
+                if exc.code not in NO_LEGAL_HOLD:
                     raise
                 hold = False
         return retention, hold
