@@ -10,6 +10,8 @@ from dangan.clock import Clock, system_clock
 from dangan.config import Settings
 from dangan.db import create_db_engine, upgrade
 from dangan.db.committer import GroupCommitter
+from dangan.ledger.keys import create_signing_key
+from dangan.ledger.service import Ledger
 from dangan.storage import ObjectStore, open_store
 
 
@@ -23,8 +25,11 @@ class Backends:
     """Content store."""
     clock: Clock
     """Source of "now"."""
+    ledger: Ledger
+    """The log's origin and checkpoint signing key."""
     writer: GroupCommitter
-    """The process's single database writer (group commit)."""
+    """The process's single database writer (group commit); each batch it commits ends
+    with a signed checkpoint covering it."""
 
     def close(self) -> None:
         """Finish queued writes, then release connections and clients."""
@@ -37,17 +42,22 @@ def open_backends(settings: Settings, *, clock: Clock = system_clock) -> Backend
     """Open the database and the object store named by ``settings``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_db_engine(settings.effective_database_url)
+    ledger = Ledger.from_settings(settings)
+    writer = GroupCommitter(engine, seal=lambda conn: ledger.checkpoint(conn, now=clock()))
     return Backends(
-        engine=engine, store=open_store(settings), clock=clock, writer=GroupCommitter(engine)
+        engine=engine, store=open_store(settings), clock=clock, ledger=ledger, writer=writer
     )
 
 
 def initialise(settings: Settings) -> None:
     """Create the data dir and bring the schema up to date; safe to run again (``dangan init``).
 
-    Also removes temporary upload files a crash may have left: they were never
-    acknowledged, so nothing refers to them.
+    Also makes the ledger's checkpoint signing key when there is none, and removes
+    temporary upload files a crash may have left: they were never acknowledged, so
+    nothing refers to them.
     """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    create_signing_key(settings.effective_ledger_key_file, name=settings.ledger_origin)
     backends = open_backends(settings)
     try:
         upgrade(backends.engine)

@@ -31,6 +31,7 @@ KNOWN_SCOPES = frozenset(
         "licences:read",
         "archive:read",
         "archive:write",
+        "ledger:read",
     }
 )
 KEY_PREFIX = "dgn_"

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     s3_bucket: str = "dangan"
     """Bucket for objects; created with Object Lock enabled when missing."""
     s3_region: str = "us-east-1"
+    ledger_origin: str = "dangan.localhost/ledger"
+    """Origin line of the ledger's checkpoints (C2SP tlog-checkpoint) and name of its key;
+    set a unique, stable name per deployment, e.g. ``archive.example.gov.cn/ledger``."""
+    ledger_key_file: Path | None = None
+    """Ed25519 checkpoint signing key (PKCS#8 PEM); default ``<data_dir>/keys/ledger.key``,
+    created by ``dangan init`` when missing."""
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     """Largest accepted upload in bytes (413 beyond it)."""
     allowed_media_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MEDIA_TYPES
@@ -62,6 +68,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
+
+    @property
+    def effective_ledger_key_file(self) -> Path:
+        """Where the checkpoint signing key lives."""
+        return self.ledger_key_file or self.data_dir / "keys" / "ledger.key"
 
     @property
     def effective_database_url(self) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from dangan.clients import create_client
 from dangan.db import create_db_engine, upgrade, write_transaction
 from dangan.db.tables import document_versions, documents, ledger_entries, objects
-from dangan.documents import DocumentMetadata, record_ingest
+from dangan.documents import DocumentMetadata, complete_ingest, record_ingest
 from dangan.errors import IdempotencyConflict, IntegrityError
 from dangan.ledger.log import append_event, iter_entries, read_head, verify_chain
 from dangan.ledger.merkle import leaf_hash
@@ -32,7 +32,7 @@ def engine(database_url: str) -> Engine:
 
 def ingest(engine: Engine, **kwargs):
     with write_transaction(engine) as conn:
-        return record_ingest(conn, **kwargs)
+        return complete_ingest(conn, record_ingest(conn, **kwargs), None)
 
 
 def _obj(n: int) -> StoredObject:

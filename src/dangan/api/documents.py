@@ -14,7 +14,14 @@ from dangan.api.ranges import parse_range
 from dangan.api.schemas import DocumentMetadataIn, DocumentOut, DocumentPage, ReceiptOut
 from dangan.api.upload import receive_upload
 from dangan.clients import Client
-from dangan.documents import get_document, get_version, list_documents, record_ingest, sniff_media_type
+from dangan.documents import (
+    complete_ingest,
+    get_document,
+    get_version,
+    list_documents,
+    record_ingest,
+    sniff_media_type,
+)
 from dangan.errors import InvalidRequest, UnsupportedMediaType
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -87,7 +94,8 @@ async def upload_document(
                     media_type=media_type,
                     idempotency_key=key,
                     now=backends.clock(),
-                )
+                ),
+                complete=complete_ingest,
             )
         )
     finally:

@@ -39,8 +39,14 @@ class DocumentMetadataIn(BaseModel):
 
 
 class LedgerRef(BaseModel):
-    seq: int
-    leaf_hash: str
+    """Where the upload stands in the ledger, with the proof that it is there."""
+
+    seq: int = Field(description="0-based leaf index of the entry")
+    leaf_hash: str = Field(description="hex SHA-256(0x00 ‖ entry), RFC 9162 §2.1.1")
+    entry: str = Field(description="the entry's canonical JSON (RFC 8785): the leaf data")
+    tree_size: int = Field(description="size of the tree the proof and checkpoint are for")
+    inclusion_proof: list[str] = Field(description="hex hashes, RFC 9162 §2.1.3 order")
+    checkpoint: str = Field(description="C2SP tlog-checkpoint signed note for tree_size")
 
 
 class ReceiptOut(BaseModel):

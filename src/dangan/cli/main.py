@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from dangan.cli import clients as clients_cli
+from dangan.cli import ledger as ledger_cli
 from dangan.cli import transfer
 from dangan.config import load_settings
 from dangan.errors import DanganError
@@ -21,6 +22,9 @@ app = typer.Typer(
 app.add_typer(clients_cli.app, name="clients")
 app.command("put")(transfer.put)
 app.command("get")(transfer.get)
+app.command("verify")(ledger_cli.verify)
+app.command("verify-ledger")(ledger_cli.verify_ledger_command)
+app.command("audit")(ledger_cli.audit)
 err = Console(stderr=True)
 
 

@@ -29,25 +29,48 @@ _STOP = object()
 class GroupCommitter:
     """Runs write jobs on one thread, committing them in batches."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 64) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        seal: Callable[[Connection], Any] | None = None,
+        max_batch: int = 64,
+    ) -> None:
+        """``seal`` runs once per batch after its jobs, in the same transaction (the ledger
+        signs its checkpoint there); its value is handed to each job's ``complete``."""
         self._engine = engine
+        self._seal = seal
         self._max_batch = max_batch
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="dangan-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Callable[[Connection], T]) -> Future[T]:
-        """Queue ``job``; its future resolves after the transaction holding it commits."""
+    def submit(
+        self,
+        job: Callable[[Connection], Any],
+        *,
+        complete: Callable[[Connection, Any, Any], T] | None = None,
+    ) -> Future[T]:
+        """Queue ``job``; its future resolves after the transaction holding it commits.
+
+        ``complete(conn, value, sealed)``, when given, turns the job's value into the
+        result once the batch is sealed (still inside the transaction).
+        """
         if self._closed:
             raise BackendUnavailable("the database writer is shut down")
         future: Future[T] = Future()
-        self._jobs.put((job, future))
+        self._jobs.put((job, complete, future))
         return future
 
-    def run(self, job: Callable[[Connection], T]) -> T:
+    def run(
+        self,
+        job: Callable[[Connection], Any],
+        *,
+        complete: Callable[[Connection, Any, Any], T] | None = None,
+    ) -> T:
         """Run ``job`` and wait for its durable result (or its exception)."""
-        return self.submit(job).result()
+        return self.submit(job, complete=complete).result()
 
     def close(self) -> None:
         """Finish the queued jobs, then stop the writer thread."""
@@ -76,17 +99,23 @@ class GroupCommitter:
             if stop:
                 return
 
-    def _run_batch(self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> None:
+    def _run_batch(self, batch: list[tuple[Any, Any, Future[Any]]]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with write_transaction(self._engine) as conn:
-                for job, _future in batch:
+                for job, _complete, _future in batch:
                     outcomes.append(self._run_job(conn, job))
-        except BaseException as exc:  # the commit itself failed: nothing is durable
-            for _job, future in batch:
+                if any(ok for ok, _ in outcomes):
+                    sealed = self._seal(conn) if self._seal is not None else None
+                    outcomes = [
+                        (True, complete(conn, value, sealed)) if ok and complete else (ok, value)
+                        for (_job, complete, _future), (ok, value) in zip(batch, outcomes)
+                    ]
+        except BaseException as exc:  # the batch or its commit failed: nothing is durable
+            for _job, _complete, future in batch:
                 future.set_exception(exc)
             return
-        for (_job, future), (ok, value) in zip(batch, outcomes):
+        for (_job, _complete, future), (ok, value) in zip(batch, outcomes):
             if ok:
                 future.set_result(value)
             else:

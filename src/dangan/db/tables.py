@@ -12,6 +12,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -100,6 +101,29 @@ ledger_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("size", BigInteger, nullable=False),
     Column("last_hash", LargeBinary(32), nullable=False),
+    # Hashes of the perfect subtrees on the tree's right edge (dangan.ledger.tree).
+    Column("frontier", LargeBinary, nullable=False),
+)
+
+# Every perfect subtree of the RFC 9162 tree: (level, idx) covers leaves
+# [idx·2^level, (idx+1)·2^level). Level 0 holds the leaf hashes.
+ledger_nodes = Table(
+    "ledger_nodes",
+    metadata,
+    Column("level", SmallInteger, nullable=False, autoincrement=False),
+    Column("idx", BigInteger, nullable=False, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    PrimaryKeyConstraint("level", "idx"),
+)
+
+# Signed checkpoints (C2SP tlog-checkpoint notes), one per tree size, kept forever.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 idempotency_keys = Table(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
@@ -25,7 +25,9 @@ from dangan.clients import Client
 from dangan.db.tables import document_versions, documents, idempotency_keys, objects
 from dangan.errors import IdempotencyConflict, InvalidRequest, NotFound
 from dangan.ids import new_id
+from dangan.ledger.checkpoints import StoredCheckpoint
 from dangan.ledger.log import LedgerEntry, append_event
+from dangan.ledger.service import receipt_proof
 from dangan.storage import StoredObject
 
 
@@ -104,6 +106,25 @@ def find_replay(conn: Connection, *, client_id: str, key: str, fingerprint: str)
     return json.loads(row.response)
 
 
+@dataclass(frozen=True)
+class Ingested:
+    """A recorded (or replayed) upload whose receipt still lacks its ledger proof."""
+
+    receipt: dict[str, Any]
+    """The receipt so far (for a replay: as first stored)."""
+    entry: LedgerEntry | None
+    """The new ledger entry; ``None`` for a replay."""
+    client_id: str
+    """Who uploaded."""
+    idempotency_key: str | None
+    """The request's Idempotency-Key, if any."""
+
+    @property
+    def replayed(self) -> bool:
+        """Whether this answers a retry of an earlier request."""
+        return self.entry is None
+
+
 def record_ingest(
     conn: Connection,
     *,
@@ -113,37 +134,70 @@ def record_ingest(
     media_type: str,
     idempotency_key: str | None,
     now: datetime,
-) -> tuple[dict[str, Any], bool]:
-    """Record a new document whose content is already durable; return (receipt, replayed).
+) -> Ingested:
+    """Record a new document whose content is already durable.
 
     Runs inside the caller's write transaction. A retry with the same ``idempotency_key``
-    returns the first receipt and writes nothing.
+    writes nothing and answers with the first receipt (see :func:`complete_ingest`).
     """
     fingerprint = request_fingerprint(meta, stored.sha256)
-    if idempotency_key is None:
-        return _insert_document(conn, client, meta, stored, media_type, now), False
-    replay = find_replay(conn, client_id=client.id, key=idempotency_key, fingerprint=fingerprint)
-    if replay is not None:
-        return replay, True
+    if idempotency_key is not None:
+        replay = find_replay(conn, client_id=client.id, key=idempotency_key, fingerprint=fingerprint)
+        if replay is not None:
+            return Ingested(replay, None, client.id, idempotency_key)
     try:
         with conn.begin_nested():
-            receipt = _insert_document(conn, client, meta, stored, media_type, now)
-            conn.execute(
-                _INSERT_IDEMPOTENCY,
-                {
-                    "client_id": client.id,
-                    "key": idempotency_key,
-                    "request_hash": fingerprint,
-                    "response": json.dumps(receipt),
-                    "created_at": now,
-                },
-            )
+            receipt, entry = _insert_document(conn, client, meta, stored, media_type, now)
+            if idempotency_key is not None:
+                conn.execute(
+                    _INSERT_IDEMPOTENCY,
+                    {
+                        "client_id": client.id,
+                        "key": idempotency_key,
+                        "request_hash": fingerprint,
+                        "response": json.dumps(receipt),
+                        "created_at": now,
+                    },
+                )
     except SQLIntegrityError:
         # Another process recorded the same key first (PostgreSQL): answer as it did.
+        if idempotency_key is None:
+            raise
         replay = find_replay(conn, client_id=client.id, key=idempotency_key, fingerprint=fingerprint)
         if replay is None:
             raise
-        return replay, True
+        return Ingested(replay, None, client.id, idempotency_key)
+    return Ingested(receipt, entry, client.id, idempotency_key)
+
+
+def complete_ingest(
+    conn: Connection, ingested: Ingested, checkpoint: StoredCheckpoint | None
+) -> tuple[dict[str, Any], bool]:
+    """The final receipt, with the inclusion proof against ``checkpoint``; (receipt, replayed).
+
+    The final receipt is what an idempotent retry gets back, byte for byte.
+    """
+    if ingested.replayed:
+        row = conn.execute(
+            select(idempotency_keys.c.response).where(
+                idempotency_keys.c.client_id == ingested.client_id,
+                idempotency_keys.c.key == ingested.idempotency_key,
+            )
+        ).one()
+        return json.loads(row.response), True
+    assert ingested.entry is not None
+    receipt = dict(ingested.receipt)
+    if checkpoint is not None:
+        receipt["ledger"] = receipt_proof(conn, ingested.entry, checkpoint)
+    if ingested.idempotency_key is not None:
+        conn.execute(
+            update(idempotency_keys)
+            .where(
+                idempotency_keys.c.client_id == ingested.client_id,
+                idempotency_keys.c.key == ingested.idempotency_key,
+            )
+            .values(response=json.dumps(receipt))
+        )
     return receipt, False
 
 
@@ -164,7 +218,7 @@ def _insert_document(
     stored: StoredObject,
     media_type: str,
     now: datetime,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], LedgerEntry]:
     doc_id = new_id(now)
     conn.execute(
         _INSERT_OBJECT[conn.dialect.name],
@@ -209,7 +263,7 @@ def _insert_document(
             "ledger_seq": entry.seq,
         },
     )
-    return build_receipt(doc_id, 1, stored, media_type, entry)
+    return build_receipt(doc_id, 1, stored, media_type, entry), entry
 
 
 def build_receipt(

@@ -13,7 +13,7 @@ Events carry identifiers and hashes only, never personal data (DESIGN.md invaria
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,8 @@ import rfc8785
 from sqlalchemy import Connection, bindparam, select, update
 
 from dangan.db.tables import ledger_entries, ledger_head
-from dangan.errors import IntegrityError
+from dangan.errors import IntegrityError, NotFound
+from dangan.ledger import tree
 from dangan.ledger.merkle import leaf_hash
 
 #: Version of the event wire format; part of every event.
@@ -57,6 +58,13 @@ class LogHead:
     """Number of entries."""
     last_hash: bytes
     """Leaf hash of the last entry, or 32 zero bytes when empty."""
+    frontier: bytes = b""
+    """Packed right-edge subtree hashes of the Merkle tree (:mod:`dangan.ledger.tree`)."""
+
+    @property
+    def root(self) -> bytes:
+        """The Merkle tree head (RFC 9162 §2.1.1) of the whole log."""
+        return tree.frontier_root(tree.unpack_frontier(self.frontier, self.size))
 
 
 def format_time(moment: datetime) -> str:
@@ -89,13 +97,19 @@ def encode_event(
 
 # Statements are built once: appends are the hot path and SQLAlchemy then reuses the
 # compiled form instead of re-deriving it from literal values on every call.
-_READ_HEAD = select(ledger_head.c.size, ledger_head.c.last_hash).where(ledger_head.c.id == 1)
+_READ_HEAD = select(ledger_head.c.size, ledger_head.c.last_hash, ledger_head.c.frontier).where(
+    ledger_head.c.id == 1
+)
 _LOCK_HEAD = _READ_HEAD.with_for_update()
 _INSERT_ENTRY = ledger_entries.insert()
 _UPDATE_HEAD = (
     update(ledger_head)
     .where(ledger_head.c.id == 1)
-    .values(size=bindparam("new_size"), last_hash=bindparam("new_hash"))
+    .values(
+        size=bindparam("new_size"),
+        last_hash=bindparam("new_hash"),
+        frontier=bindparam("new_frontier"),
+    )
 )
 
 
@@ -103,7 +117,19 @@ def read_head(conn: Connection, *, for_update: bool = False) -> LogHead:
     """The log head; with ``for_update`` the row stays locked until the transaction ends."""
     lock = for_update and conn.dialect.name != "sqlite"
     row = conn.execute(_LOCK_HEAD if lock else _READ_HEAD).one()
-    return LogHead(size=row.size, last_hash=bytes(row.last_hash))
+    return LogHead(size=row.size, last_hash=bytes(row.last_hash), frontier=bytes(row.frontier))
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append: what happened, who did it, and to what (ids and hashes only)."""
+
+    kind: str
+    """Event type, e.g. ``document.ingested``."""
+    actor: str
+    """Client id, or ``system``."""
+    subject: Mapping[str, Any]
+    """Identifiers and hashes the event is about."""
 
 
 def append_event(
@@ -115,37 +141,66 @@ def append_event(
     now: datetime,
 ) -> LedgerEntry:
     """Append one event inside the caller's write transaction and return the entry."""
+    return append_events(conn, [NewEvent(kind=kind, actor=actor, subject=subject)], now=now)[0]
+
+
+def append_events(
+    conn: Connection, events: Sequence[NewEvent], *, now: datetime
+) -> list[LedgerEntry]:
+    """Append ``events`` in order inside the caller's write transaction.
+
+    Locks the head once, stores every entry and every perfect tree node the entries
+    complete, and moves the head (size, last hash, frontier) in one update.
+    """
     head = read_head(conn, for_update=True)
-    body = encode_event(
-        seq=head.size, prev_hash=head.last_hash, kind=kind, actor=actor, subject=subject, at=now
-    )
-    entry = LedgerEntry(
-        seq=head.size,
-        kind=kind,
-        body=body,
-        leaf_hash=leaf_hash(body),
-        prev_hash=head.last_hash,
-        created_at=now,
-    )
+    frontier = tree.unpack_frontier(head.frontier, head.size)
+    size, prev = head.size, head.last_hash
+    entries: list[LedgerEntry] = []
+    nodes: list[tree.Node] = []
+    for event in events:
+        body = encode_event(
+            seq=size, prev_hash=prev, kind=event.kind, actor=event.actor,
+            subject=event.subject, at=now,
+        )
+        digest = leaf_hash(body)
+        entries.append(
+            LedgerEntry(seq=size, kind=event.kind, body=body, leaf_hash=digest,
+                        prev_hash=prev, created_at=now)
+        )
+        nodes.extend(tree.push(frontier, size, digest))
+        size, prev = size + 1, digest
+    if not entries:
+        return entries
     conn.execute(
         _INSERT_ENTRY,
-        {
-            "seq": entry.seq,
-            "kind": entry.kind,
-            "body": entry.body,
-            "leaf_hash": entry.leaf_hash,
-            "prev_hash": entry.prev_hash,
-            "created_at": entry.created_at,
-        },
+        [
+            {"seq": e.seq, "kind": e.kind, "body": e.body, "leaf_hash": e.leaf_hash,
+             "prev_hash": e.prev_hash, "created_at": e.created_at}
+            for e in entries
+        ],
     )
-    conn.execute(_UPDATE_HEAD, {"new_size": entry.seq + 1, "new_hash": entry.leaf_hash})
-    return entry
+    tree.store_nodes(conn, nodes)
+    conn.execute(
+        _UPDATE_HEAD,
+        {"new_size": size, "new_hash": prev, "new_frontier": tree.pack_frontier(frontier, size)},
+    )
+    return entries
 
 
 def get_entry(conn: Connection, seq: int) -> LedgerEntry | None:
     """The entry at ``seq``, or ``None``."""
     row = conn.execute(select(ledger_entries).where(ledger_entries.c.seq == seq)).one_or_none()
     return None if row is None else _entry(row)
+
+
+def find_seq(conn: Connection, leaf: bytes) -> int:
+    """The sequence number of the entry whose leaf hash is ``leaf``."""
+    row = conn.execute(
+        select(ledger_entries.c.seq).where(ledger_entries.c.leaf_hash == leaf)
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no ledger entry has that leaf hash")
+    return row.seq
 
 
 def iter_entries(conn: Connection, *, start: int = 0, batch: int = 1000) -> Iterator[LedgerEntry]:
@@ -174,7 +229,7 @@ def verify_chain(conn: Connection) -> LogHead:
     """
     expected_seq, prev = 0, GENESIS_PREV
     for entry in iter_entries(conn):
-        _check_entry(entry, expected_seq, prev)
+        check_entry(entry, expected_seq, prev)
         expected_seq, prev = entry.seq + 1, entry.leaf_hash
     head = read_head(conn)
     if head.size != expected_seq or head.last_hash != prev:
@@ -185,7 +240,7 @@ def verify_chain(conn: Connection) -> LogHead:
     return head
 
 
-def _check_entry(entry: LedgerEntry, expected_seq: int, prev: bytes) -> None:
+def check_entry(entry: LedgerEntry, expected_seq: int, prev: bytes) -> None:
     def broken(why: str) -> IntegrityError:
         return IntegrityError(f"ledger entry {entry.seq}: {why}", seq=entry.seq)
 

@@ -1,0 +1,106 @@
+"""Routes for the ledger: checkpoints, the verifier key, entries and proofs.
+
+The checkpoint and key are public: anyone may check a receipt. Entries and proofs need
+the ``ledger:read`` scope (entries carry no personal data, but they do show activity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from dangan.api.deps import AppContext, context, require_scope
+from dangan.clients import Client
+from dangan.errors import InvalidRequest, NotFound
+from dangan.ledger.log import find_seq, get_entry, read_head
+from dangan.ledger.merkle import leaf_hash
+from dangan.ledger.tree import consistency_proof_at, inclusion_proof_at
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+_Reader = Annotated[Client, Depends(require_scope("ledger:read"))]
+_Ctx = Annotated[AppContext, Depends(context)]
+
+
+@router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    summary="The latest signed checkpoint (C2SP tlog-checkpoint signed note)",
+)
+async def checkpoint(ctx: _Ctx) -> PlainTextResponse:
+    backends = ctx.backends
+    # Signs a new checkpoint when entries were appended since the last one (e.g. by the CLI).
+    latest = await asyncio.wrap_future(
+        backends.writer.submit(lambda conn: backends.ledger.checkpoint(conn, now=backends.clock()))
+    )
+    return PlainTextResponse(latest.note, headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/key",
+    response_class=PlainTextResponse,
+    summary="The checkpoint verifier key: <name>+<hex key id>+<base64(0x01 ‖ Ed25519 key)>",
+)
+async def key(ctx: _Ctx) -> PlainTextResponse:
+    return PlainTextResponse(ctx.backends.ledger.verifier_key() + "\n")
+
+
+@router.get(
+    "/entries/{seq}",
+    summary="An entry's canonical bytes: exactly the Merkle leaf data",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+async def entry(seq: int, _client: _Reader, ctx: _Ctx) -> Response:
+    def load() -> bytes:
+        with ctx.backends.engine.connect() as conn:
+            found = get_entry(conn, seq)
+        if found is None:
+            raise NotFound(f"no ledger entry {seq}")
+        return found.body
+
+    body = await run_in_threadpool(load)
+    return Response(body, media_type="application/json", headers={"X-Leaf-Hash": leaf_hash(body).hex()})
+
+
+@router.get("/proofs/inclusion", summary="RFC 9162 inclusion proof, by seq or by leaf hash")
+async def inclusion(
+    _client: _Reader,
+    ctx: _Ctx,
+    tree_size: Annotated[int, Query(ge=1)],
+    seq: Annotated[int | None, Query(ge=0)] = None,
+    leaf: Annotated[str | None, Query(alias="leaf_hash", pattern="^[0-9a-f]{64}$")] = None,
+) -> dict[str, object]:
+    if (seq is None) == (leaf is None):
+        raise InvalidRequest("give exactly one of seq and leaf_hash")
+
+    def prove() -> dict[str, object]:
+        with ctx.backends.engine.connect() as conn:
+            index = seq if seq is not None else find_seq(conn, bytes.fromhex(leaf or ""))
+            head = read_head(conn)
+            proof = inclusion_proof_at(conn, index, tree_size, head_size=head.size)
+        return {"seq": index, "tree_size": tree_size, "inclusion_proof": [p.hex() for p in proof]}
+
+    return await run_in_threadpool(prove)
+
+
+@router.get("/proofs/consistency", summary="RFC 9162 consistency proof between two tree sizes")
+async def consistency(
+    _client: _Reader,
+    ctx: _Ctx,
+    first: Annotated[int, Query(ge=0)],
+    second: Annotated[int, Query(ge=0)],
+) -> dict[str, object]:
+    if first > second:
+        raise InvalidRequest("first must not exceed second")
+
+    def prove() -> dict[str, object]:
+        with ctx.backends.engine.connect() as conn:
+            head = read_head(conn)
+            proof = consistency_proof_at(conn, first, second, head_size=head.size)
+        return {"first": first, "second": second, "consistency_proof": [p.hex() for p in proof]}
+
+    return await run_in_threadpool(prove)

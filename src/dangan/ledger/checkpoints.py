@@ -1,0 +1,104 @@
+"""Signed checkpoints of the ledger, kept forever, never forked.
+
+A checkpoint is a C2SP tlog-checkpoint signed note over (origin, tree size, root hash).
+Before signing a new one, the service proves the new tree consistent with the last tree
+it signed (RFC 9162 §2.1.4); if the stored tree was altered, it refuses to sign rather
+than hand out two views of history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from dangan.db.tables import checkpoints
+from dangan.errors import IntegrityError
+from dangan.ledger.checkpoint import Checkpoint, sign_checkpoint
+from dangan.ledger.log import read_head
+from dangan.ledger.merkle import verify_consistency
+from dangan.ledger.note import NoteSigner
+from dangan.ledger.tree import consistency_proof_at
+
+_INSERT = checkpoints.insert()
+_LATEST = select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A checkpoint the service has signed."""
+
+    size: int
+    """Tree size it commits to."""
+    root: bytes
+    """RFC 9162 tree head of the first ``size`` entries."""
+    note: str
+    """The signed note text, exactly as served."""
+    created_at: datetime
+    """When it was signed."""
+
+
+def latest_checkpoint(conn: Connection) -> StoredCheckpoint | None:
+    """The checkpoint with the largest tree size, if any."""
+    row = conn.execute(_LATEST).one_or_none()
+    return None if row is None else _stored(row)
+
+
+def checkpoint_at(conn: Connection, size: int) -> StoredCheckpoint | None:
+    """The checkpoint for exactly ``size`` entries, if one was signed."""
+    row = conn.execute(select(checkpoints).where(checkpoints.c.size == size)).one_or_none()
+    return None if row is None else _stored(row)
+
+
+def iter_checkpoints(conn: Connection, *, batch: int = 1000) -> Iterator[StoredCheckpoint]:
+    """Every stored checkpoint in increasing size."""
+    after = -1
+    while True:
+        rows = conn.execute(
+            select(checkpoints)
+            .where(checkpoints.c.size > after)
+            .order_by(checkpoints.c.size)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield _stored(row)
+        after = rows[-1].size
+
+
+def ensure_checkpoint(
+    conn: Connection, *, signer: NoteSigner, origin: str, now: datetime
+) -> StoredCheckpoint:
+    """A checkpoint for the current log head, signing (and storing) one if needed.
+
+    Runs inside a write transaction; the head row is locked so that two processes never
+    sign different checkpoints for one size.
+    """
+    head = read_head(conn, for_update=True)
+    latest = latest_checkpoint(conn)
+    if latest is not None and latest.size == head.size:
+        return latest
+    if latest is not None and latest.size > head.size:
+        raise IntegrityError(
+            f"the log has {head.size} entries but a checkpoint for {latest.size} was signed"
+        )
+    root = head.root
+    if latest is not None:
+        proof = consistency_proof_at(conn, latest.size, head.size, head_size=head.size)
+        if not verify_consistency(latest.size, head.size, latest.root, root, proof):
+            raise IntegrityError(
+                f"refusing to sign: the tree of size {head.size} is not consistent with "
+                f"the checkpoint already signed for size {latest.size}"
+            )
+    note = sign_checkpoint(signer, Checkpoint(origin=origin, size=head.size, root=root))
+    conn.execute(_INSERT, {"size": head.size, "root": root, "note": note, "created_at": now})
+    return StoredCheckpoint(size=head.size, root=root, note=note, created_at=now)
+
+
+def _stored(row: Any) -> StoredCheckpoint:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return StoredCheckpoint(size=row.size, root=bytes(row.root), note=row.note, created_at=created)

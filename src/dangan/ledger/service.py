@@ -1,0 +1,60 @@
+"""The ledger as the rest of the service uses it: checkpoints and receipt proofs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from dangan.config import Settings
+from dangan.ledger.checkpoints import StoredCheckpoint, ensure_checkpoint
+from dangan.ledger.keys import load_signing_key
+from dangan.ledger.log import LedgerEntry, read_head
+from dangan.ledger.note import NoteSigner
+from dangan.ledger.tree import inclusion_proof_at
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The deployment's log identity: its origin and checkpoint signing key."""
+
+    origin: str
+    """Origin line of every checkpoint (C2SP tlog-checkpoint)."""
+    signer: NoteSigner
+    """Ed25519 signer whose key name is the origin."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ledger:
+        """Load the signing key named by ``settings`` (made by ``dangan init``)."""
+        origin = settings.ledger_origin
+        signer = load_signing_key(settings.effective_ledger_key_file, name=origin)
+        return cls(origin=origin, signer=signer)
+
+    def verifier_key(self) -> str:
+        """The signed-note verifier key (``<name>+<hex id>+<base64 key>``)."""
+        return self.signer.verifier_key()
+
+    def checkpoint(self, conn: Connection, *, now: datetime) -> StoredCheckpoint:
+        """A signed checkpoint covering every entry so far (signing one when needed)."""
+        return ensure_checkpoint(conn, signer=self.signer, origin=self.origin, now=now)
+
+
+def receipt_proof(conn: Connection, entry: LedgerEntry, checkpoint: StoredCheckpoint) -> dict[str, Any]:
+    """The ``ledger`` member of a receipt: the entry, its inclusion proof and the checkpoint.
+
+    With only the checkpoint's verifier key, anyone can check it: the note's signature,
+    SHA-256(0x00 ‖ entry) = leaf_hash, and the RFC 9162 §2.1.3.2 inclusion of leaf
+    ``seq`` in the tree of ``tree_size`` whose root the checkpoint carries.
+    """
+    head = read_head(conn)
+    proof = inclusion_proof_at(conn, entry.seq, checkpoint.size, head_size=head.size)
+    return {
+        "seq": entry.seq,
+        "leaf_hash": entry.leaf_hash.hex(),
+        "entry": entry.body.decode("utf-8"),
+        "tree_size": checkpoint.size,
+        "inclusion_proof": [node.hex() for node in proof],
+        "checkpoint": checkpoint.note,
+    }

@@ -1,0 +1,124 @@
+"""The stored Merkle tree: every perfect subtree hash, kept as leaves arrive.
+
+Appends use the *frontier* — the hashes of the perfect subtrees along the right edge,
+one per set bit of the tree size — so adding a leaf needs no reads at all. Each append
+stores the perfect nodes it completes (the leaf itself at level 0, and on average one
+parent), which lets any inclusion or consistency proof (RFC 9162 §2.1.3, §2.1.4) be
+answered with one query for O(log n) nodes, never by re-reading the leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection, bindparam, select, tuple_
+
+from dangan.db.tables import ledger_nodes
+from dangan.errors import NotFound
+from dangan.ledger import _tree
+from dangan.ledger.merkle import EMPTY_ROOT, HASH_SIZE, node_hash
+
+Node = tuple[int, int, bytes]
+
+_INSERT_NODES = ledger_nodes.insert()
+
+
+def frontier_levels(size: int) -> list[int]:
+    """Levels of the right-edge perfect subtrees of a tree of ``size``, largest first."""
+    return [level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
+
+
+def pack_frontier(frontier: dict[int, bytes], size: int) -> bytes:
+    """The frontier as stored: its hashes concatenated, largest subtree first."""
+    return b"".join(frontier[level] for level in frontier_levels(size))
+
+
+def unpack_frontier(blob: bytes, size: int) -> dict[int, bytes]:
+    """Inverse of :func:`pack_frontier`."""
+    levels = frontier_levels(size)
+    if len(blob) != HASH_SIZE * len(levels):
+        raise ValueError(f"stored frontier does not fit a tree of size {size}")
+    return {lvl: blob[i * HASH_SIZE : (i + 1) * HASH_SIZE] for i, lvl in enumerate(levels)}
+
+
+def push(frontier: dict[int, bytes], size: int, leaf: bytes) -> list[Node]:
+    """Append leaf hash ``leaf`` at position ``size``; update ``frontier`` in place.
+
+    Returns the perfect nodes the append completes, level 0 first.
+    """
+    created = _tree.append_nodes(size, leaf, lambda level, _index: frontier[level])
+    for level, _index, _digest in created[:-1]:
+        frontier.pop(level, None)
+    top_level, _index, top = created[-1]
+    frontier[top_level] = top
+    return created
+
+
+def frontier_root(frontier: dict[int, bytes]) -> bytes:
+    """MTH of the whole tree from its frontier (RFC 9162 §2.1.1): fold right to left."""
+    if not frontier:
+        return EMPTY_ROOT
+    levels = sorted(frontier)
+    digest = frontier[levels[0]]
+    for level in levels[1:]:
+        digest = node_hash(frontier[level], digest)
+    return digest
+
+
+def store_nodes(conn: Connection, nodes: Iterable[Node]) -> None:
+    """Insert freshly completed perfect nodes."""
+    rows = [{"level": lvl, "idx": idx, "hash": digest} for lvl, idx, digest in nodes]
+    if rows:
+        conn.execute(_INSERT_NODES, rows)
+
+
+def _fetch(conn: Connection, coords: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    if not coords:
+        return {}
+    query = select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(
+        tuple_(ledger_nodes.c.level, ledger_nodes.c.idx).in_(bindparam("coords", expanding=True))
+    )
+    found = {(r.level, r.idx): bytes(r.hash) for r in conn.execute(query, {"coords": list(coords)})}
+    if len(found) != len(coords):
+        missing = sorted(coords - found.keys())[:3]
+        raise NotFound(f"the ledger tree lacks nodes {missing}")
+    return found
+
+
+def _needed(nodes: Sequence[tuple[int, int]], size: int) -> set[tuple[int, int]]:
+    coords: set[tuple[int, int]] = set()
+    for level, index in nodes:
+        coords.update(_tree.perfect_subtrees(*_tree.node_range(level, index, size)))
+    return coords
+
+
+def _check_size(size: int, head_size: int) -> None:
+    if not 0 <= size <= head_size:
+        raise NotFound(f"the ledger has {head_size} entries, not {size}")
+
+
+def root_at(conn: Connection, size: int, *, head_size: int) -> bytes:
+    """MTH of the first ``size`` entries."""
+    _check_size(size, head_size)
+    if size == 0:
+        return EMPTY_ROOT
+    nodes = _fetch(conn, set(_tree.perfect_subtrees(0, size)))
+    return _tree.root_from(lambda lvl, idx: nodes[(lvl, idx)], size)
+
+
+def inclusion_proof_at(conn: Connection, index: int, size: int, *, head_size: int) -> list[bytes]:
+    """RFC 9162 §2.1.3.1 inclusion proof of leaf ``index`` in the tree of ``size``."""
+    _check_size(size, head_size)
+    if not 0 <= index < size:
+        raise NotFound(f"entry {index} is not in a tree of size {size}")
+    nodes = _fetch(conn, _needed(_tree.inclusion_nodes(index, size), size))
+    return _tree.inclusion_proof_from(lambda lvl, idx: nodes[(lvl, idx)], index, size)
+
+
+def consistency_proof_at(conn: Connection, old: int, new: int, *, head_size: int) -> list[bytes]:
+    """RFC 9162 §2.1.4.1 consistency proof between the trees of ``old`` and ``new`` entries."""
+    _check_size(new, head_size)
+    if not 0 <= old <= new:
+        raise NotFound(f"no consistency proof from size {old} to size {new}")
+    nodes = _fetch(conn, _needed(_tree.consistency_nodes(old, new), new))
+    return _tree.consistency_proof_from(lambda lvl, idx: nodes[(lvl, idx)], old, new)
