@@ -74,7 +74,7 @@ class Checkpoint:
             raise CheckpointFormatError("the origin is a non-empty line without control characters")
         if isinstance(self.size, bool) or not isinstance(self.size, int):
             raise CheckpointFormatError("the tree size is an integer")
-        if not 0 <= self.size:
+        if not 0 <= self.size <= MAX_TREE_SIZE:
             raise CheckpointFormatError("the tree size is outside 0..2**64-1")
         if not isinstance(self.root, bytes) or len(self.root) != ROOT_SIZE:
             raise CheckpointFormatError(f"the root hash is {ROOT_SIZE} bytes")
