@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
@@ -20,10 +22,42 @@ class AppContext:
         self.settings = settings
         self.backends = backends
         self.metrics = metrics
+        self.keys = KeyCache(ttl=AUTH_CACHE_SECONDS)
 
 
-def context(request: Request) -> AppContext:
-    """The app's context."""
+#: How long a successful key lookup is reused; a revoked key stops working within this.
+AUTH_CACHE_SECONDS = 2.0
+
+
+class KeyCache:
+    """Recently authenticated keys, by the SHA-256 of the key, for ``ttl`` seconds.
+
+    Only successes are cached, and only briefly, so that a busy client does not cost a
+    database round trip per request while a revocation still takes effect within ``ttl``.
+    """
+
+    def __init__(self, *, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, Client]] = {}
+
+    def get(self, token: str) -> Client | None:
+        key = hashlib.sha256(token.encode()).digest()
+        hit = self._entries.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return hit[1]
+
+    def put(self, token: str, client: Client) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        key = hashlib.sha256(token.encode()).digest()
+        self._entries[key] = (time.monotonic() + self.ttl, client)
+
+
+async def context(request: Request) -> AppContext:
+    """The app's context (async: FastAPI would run a plain function in a thread)."""
     return request.app.state.ctx
 
 
@@ -39,14 +73,18 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Client]]:
     """A dependency that authenticates the caller and insists on ``scope`` (401, then 403)."""
 
     async def dependency(request: Request) -> Client:
-        engine = context(request).backends.engine
+        ctx: AppContext = request.app.state.ctx
         token = _bearer(request)
+        client = ctx.keys.get(token) if token else None
+        if client is None:
 
-        def lookup() -> Client:
-            with engine.connect() as conn:
-                return authenticate(conn, token)
+            def lookup() -> Client:
+                with ctx.backends.engine.connect() as conn:
+                    return authenticate(conn, token)
 
-        client = await run_in_threadpool(lookup)
+            client = await run_in_threadpool(lookup)
+            if token:
+                ctx.keys.put(token, client)
         client.require(scope)
         request.state.client_id = client.id
         return client

@@ -3,10 +3,14 @@
 Every acknowledged write must be committed with ``synchronous=FULL`` (SQLite) or a WAL
 flush (PostgreSQL); doing that once per upload makes the disk flush, not the work, the
 limit. One writer thread per process takes whatever jobs are waiting (up to a batch),
-runs each inside its own SAVEPOINT so that a failing job is rolled back alone, commits
-once, and only then resolves the jobs' futures — so no caller hears "done" before its
+runs them in one transaction, commits once, and only then resolves the jobs' futures — so no caller hears "done" before its
 rows are durable (DESIGN.md invariant 4). A single writer also keeps SQLite's writers
 from queueing on its busy handler.
+
+A failing job must not take the others down: when one raises, the transaction is rolled
+back and the batch is run again with a SAVEPOINT around each job, so that only the failed
+job's writes are undone. Jobs therefore must be safe to run twice (they only write to
+the database, inside the transaction they are given).
 """
 
 from __future__ import annotations
@@ -100,20 +104,18 @@ class GroupCommitter:
                 return
 
     def _run_batch(self, batch: list[tuple[Any, Any, Future[Any]]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
         try:
-            with write_transaction(self._engine) as conn:
-                for job, _complete, _future in batch:
-                    outcomes.append(self._run_job(conn, job))
-                if any(ok for ok, _ in outcomes):
-                    sealed = self._seal(conn) if self._seal is not None else None
-                    outcomes = [
-                        (True, complete(conn, value, sealed)) if ok and complete else (ok, value)
-                        for (_job, complete, _future), (ok, value) in zip(batch, outcomes)
-                    ]
+            outcomes = self._attempt(batch, isolate=False)
+        except _JobFailed:
+            # Rare: a job failed. Start over with a savepoint per job, so that only the
+            # failed job's writes are rolled back and the others still commit.
+            try:
+                outcomes = self._attempt(batch, isolate=True)
+            except BaseException as exc:
+                self._fail(batch, exc)
+                return
         except BaseException as exc:  # the batch or its commit failed: nothing is durable
-            for _job, _complete, future in batch:
-                future.set_exception(exc)
+            self._fail(batch, exc)
             return
         for (_job, _complete, future), (ok, value) in zip(batch, outcomes):
             if ok:
@@ -121,8 +123,33 @@ class GroupCommitter:
             else:
                 future.set_exception(value)
 
+    def _attempt(self, batch: list[tuple[Any, Any, Future[Any]]], *, isolate: bool) -> list[tuple[bool, Any]]:
+        """Run the batch in one transaction and commit; outcomes per job."""
+        outcomes: list[tuple[bool, Any]] = []
+        with write_transaction(self._engine) as conn:
+            for job, _complete, _future in batch:
+                if isolate:
+                    outcomes.append(self._run_isolated(conn, job))
+                    continue
+                try:
+                    outcomes.append((True, job(conn)))
+                except Exception as exc:
+                    raise _JobFailed() from exc
+            if any(ok for ok, _ in outcomes):
+                sealed = self._seal(conn) if self._seal is not None else None
+                outcomes = [
+                    (True, complete(conn, value, sealed)) if ok and complete else (ok, value)
+                    for (_job, complete, _future), (ok, value) in zip(batch, outcomes)
+                ]
+        return outcomes
+
     @staticmethod
-    def _run_job(conn: Connection, job: Callable[[Connection], Any]) -> tuple[bool, Any]:
+    def _fail(batch: list[tuple[Any, Any, Future[Any]]], exc: BaseException) -> None:
+        for _job, _complete, future in batch:
+            future.set_exception(exc)
+
+    @staticmethod
+    def _run_isolated(conn: Connection, job: Callable[[Connection], Any]) -> tuple[bool, Any]:
         savepoint = conn.begin_nested()
         try:
             value = job(conn)
@@ -131,3 +158,7 @@ class GroupCommitter:
             return False, exc
         savepoint.commit()
         return True, value
+
+
+class _JobFailed(Exception):
+    """A job raised during an optimistic (savepoint-free) batch."""

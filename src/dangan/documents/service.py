@@ -145,24 +145,25 @@ def record_ingest(
         replay = find_replay(conn, client_id=client.id, key=idempotency_key, fingerprint=fingerprint)
         if replay is not None:
             return Ingested(replay, None, client.id, idempotency_key)
+    if idempotency_key is None:
+        receipt, entry = _insert_document(conn, client, meta, stored, media_type, now)
+        return Ingested(receipt, entry, client.id, None)
     try:
+        # A savepoint, so that losing the race for the key (PostgreSQL, another process)
+        # leaves the transaction usable for reading the winner's receipt.
         with conn.begin_nested():
             receipt, entry = _insert_document(conn, client, meta, stored, media_type, now)
-            if idempotency_key is not None:
-                conn.execute(
-                    _INSERT_IDEMPOTENCY,
-                    {
-                        "client_id": client.id,
-                        "key": idempotency_key,
-                        "request_hash": fingerprint,
-                        "response": json.dumps(receipt),
-                        "created_at": now,
-                    },
-                )
+            conn.execute(
+                _INSERT_IDEMPOTENCY,
+                {
+                    "client_id": client.id,
+                    "key": idempotency_key,
+                    "request_hash": fingerprint,
+                    "response": json.dumps(receipt),
+                    "created_at": now,
+                },
+            )
     except SQLIntegrityError:
-        # Another process recorded the same key first (PostgreSQL): answer as it did.
-        if idempotency_key is None:
-            raise
         replay = find_replay(conn, client_id=client.id, key=idempotency_key, fingerprint=fingerprint)
         if replay is None:
             raise

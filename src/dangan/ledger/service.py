@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from dangan.config import Settings
 from dangan.ledger.checkpoints import StoredCheckpoint, ensure_checkpoint
 from dangan.ledger.keys import load_signing_key
-from dangan.ledger.log import LedgerEntry, read_head
+from dangan.ledger.log import LedgerEntry
 from dangan.ledger.note import NoteSigner
 from dangan.ledger.tree import inclusion_proof_at
 
@@ -48,8 +48,8 @@ def receipt_proof(conn: Connection, entry: LedgerEntry, checkpoint: StoredCheckp
     SHA-256(0x00 ‖ entry) = leaf_hash, and the RFC 9162 §2.1.3.2 inclusion of leaf
     ``seq`` in the tree of ``tree_size`` whose root the checkpoint carries.
     """
-    head = read_head(conn)
-    proof = inclusion_proof_at(conn, entry.seq, checkpoint.size, head_size=head.size)
+    # The checkpoint was signed over stored entries, so its size bounds the tree here.
+    proof = inclusion_proof_at(conn, entry.seq, checkpoint.size, head_size=checkpoint.size)
     return {
         "seq": entry.seq,
         "leaf_hash": entry.leaf_hash.hex(),
