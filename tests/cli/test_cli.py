@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from dangan.api.deps import AUTH_CACHE_SECONDS
 from tests.support.server import dangan_cli, running_server
 
 
@@ -63,7 +65,13 @@ def test_put_get_and_revoke(tmp_path: Path) -> None:
         assert not (tmp_path / "back.pdf.part").exists()
 
         dangan_cli("clients", "revoke", client_id, env=env)
-        response = httpx.get(f"{server.url}/v1/documents", headers={"Authorization": f"Bearer {key}"})
+        # Successful lookups are cached for AUTH_CACHE_SECONDS: the key dies within that.
+        deadline = time.monotonic() + AUTH_CACHE_SECONDS + 3
+        while True:
+            response = httpx.get(f"{server.url}/v1/documents", headers={"Authorization": f"Bearer {key}"})
+            if response.status_code != 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert response.status_code == 401
 
 
