@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 from sqlalchemy import Connection, bindparam, select, update
 
 from dangan.db.tables import ledger_entries, ledger_head
 from dangan.errors import IntegrityError, NotFound
 from dangan.ledger import tree
+from dangan.ledger._canonical import canonical_json
 from dangan.ledger.merkle import leaf_hash
 
 #: Version of the event wire format; part of every event.
@@ -83,16 +83,22 @@ def encode_event(
     at: datetime,
 ) -> bytes:
     """The canonical bytes of an event (RFC 8785 JSON Canonicalization Scheme)."""
+    return _encode(seq, prev_hash, kind, actor, subject, format_time(at))
+
+
+def _encode(
+    seq: int, prev_hash: bytes, kind: str, actor: str, subject: Mapping[str, Any], time: str
+) -> bytes:
     event = {
         "v": EVENT_FORMAT,
         "seq": seq,
         "prev": prev_hash.hex(),
         "type": kind,
-        "time": format_time(at),
+        "time": time,
         "actor": actor,
         "subject": dict(subject),
     }
-    return rfc8785.dumps(event)
+    return canonical_json(event)
 
 
 # Statements are built once: appends are the hot path and SQLAlchemy then reuses the
@@ -155,13 +161,11 @@ def append_events(
     head = read_head(conn, for_update=True)
     frontier = tree.unpack_frontier(head.frontier, head.size)
     size, prev = head.size, head.last_hash
+    time = format_time(now)  # one clock reading for the whole batch
     entries: list[LedgerEntry] = []
     nodes: list[tree.Node] = []
     for event in events:
-        body = encode_event(
-            seq=size, prev_hash=prev, kind=event.kind, actor=event.actor,
-            subject=event.subject, at=now,
-        )
+        body = _encode(size, prev, event.kind, event.actor, event.subject, time)
         digest = leaf_hash(body)
         entries.append(
             LedgerEntry(seq=size, kind=event.kind, body=body, leaf_hash=digest,
@@ -175,7 +179,7 @@ def append_events(
         _INSERT_ENTRY,
         [
             {"seq": e.seq, "kind": e.kind, "body": e.body, "leaf_hash": e.leaf_hash,
-             "prev_hash": e.prev_hash, "created_at": e.created_at}
+             "prev_hash": e.prev_hash, "created_at": now}
             for e in entries
         ],
     )
@@ -263,7 +267,7 @@ def check_entry(entry: LedgerEntry, expected_seq: int, prev: bytes) -> None:
 def rfc8785_loads(body: bytes) -> dict[str, Any]:
     """Parse event bytes and insist they are already in RFC 8785 canonical form."""
     event = json.loads(body)
-    if not isinstance(event, dict) or rfc8785.dumps(event) != body:
+    if not isinstance(event, dict) or canonical_json(event) != body:
         raise ValueError("not canonical")
     return event
 

@@ -9,9 +9,11 @@ answered with one query for O(log n) nodes, never by re-reading the leaves.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, tuple_
+from sqlalchemy import Connection, Select, and_, bindparam, or_, select
 
 from dangan.db.tables import ledger_nodes
 from dangan.errors import NotFound
@@ -72,13 +74,28 @@ def store_nodes(conn: Connection, nodes: Iterable[Node]) -> None:
         conn.execute(_INSERT_NODES, rows)
 
 
+@functools.lru_cache(maxsize=256)
+def _fetch_statement(count: int) -> Select[Any]:
+    """SELECT of ``count`` nodes by primary key, as ``(level = ? AND idx = ?) OR …``.
+
+    Not ``(level, idx) IN (…)``: SQLite plans a row-value IN list as a full table scan,
+    while each OR term is a primary-key search on both SQLite and PostgreSQL. Cached per
+    count so that SQLAlchemy compiles each shape once.
+    """
+    level, idx = ledger_nodes.c.level, ledger_nodes.c.idx
+    return select(level, idx, ledger_nodes.c.hash).where(
+        or_(*(and_(level == bindparam(f"l{i}"), idx == bindparam(f"i{i}")) for i in range(count)))
+    )
+
+
 def _fetch(conn: Connection, coords: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     if not coords:
         return {}
-    query = select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(
-        tuple_(ledger_nodes.c.level, ledger_nodes.c.idx).in_(bindparam("coords", expanding=True))
-    )
-    found = {(r.level, r.idx): bytes(r.hash) for r in conn.execute(query, {"coords": list(coords)})}
+    params: dict[str, int] = {}
+    for i, (level, index) in enumerate(coords):
+        params[f"l{i}"], params[f"i{i}"] = level, index
+    rows = conn.execute(_fetch_statement(len(coords)), params).tuples()
+    found = {(level, index): bytes(digest) for level, index, digest in rows}
     if len(found) != len(coords):
         missing = sorted(coords - found.keys())[:3]
         raise NotFound(f"the ledger tree lacks nodes {missing}")
