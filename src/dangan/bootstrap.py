@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from dangan.clock import Clock, system_clock
 from dangan.config import Settings
 from dangan.db import create_db_engine, upgrade
+from dangan.db.engine import sync_wal
 from dangan.db.committer import GroupCommitter
 from dangan.ledger.keys import create_signing_key
 from dangan.ledger.service import Ledger
@@ -35,6 +37,8 @@ class Backends:
         """Finish queued writes, then release connections and clients."""
         self.writer.close()
         self.store.close()
+        if self.writer.engine is not self.engine:
+            self.writer.engine.dispose()
         self.engine.dispose()
 
 
@@ -43,10 +47,22 @@ def open_backends(settings: Settings, *, clock: Clock = system_clock) -> Backend
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_db_engine(settings.effective_database_url)
     ledger = Ledger.from_settings(settings)
-    writer = GroupCommitter(engine, seal=lambda conn: ledger.checkpoint(conn, now=clock()))
+    writer = _open_writer(settings, engine, seal=lambda conn: ledger.checkpoint(conn, now=clock()))
     return Backends(
         engine=engine, store=open_store(settings), clock=clock, ledger=ledger, writer=writer
     )
+
+
+def _open_writer(
+    settings: Settings, engine: Engine, *, seal: Callable[[Connection], object]
+) -> GroupCommitter:
+    """The group committer; on SQLite with its own connection that defers the WAL flush
+    to the committer's sync thread (one fsync for many commits)."""
+    url = settings.effective_database_url
+    if not url.startswith("sqlite"):
+        return GroupCommitter(engine, seal=seal)
+    engine = create_db_engine(url, deferred_sync=True, pool_size=1, max_overflow=0)
+    return GroupCommitter(engine, seal=seal, sync=lambda: sync_wal(engine))
 
 
 def initialise(settings: Settings) -> None:

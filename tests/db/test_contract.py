@@ -215,3 +215,54 @@ def test_group_commit_many_concurrent_jobs(engine: Engine) -> None:
     writer.close()
     with engine.connect() as conn:
         assert verify_chain(conn).size == 200
+
+
+def test_group_commit_answers_only_after_the_sync(engine: Engine) -> None:
+    from dangan.db.committer import GroupCommitter
+
+    release = threading.Event()
+    synced: list[int] = []
+
+    def sync() -> None:
+        release.wait(10)
+        synced.append(1)
+
+    writer = GroupCommitter(engine, sync=sync)
+    future = writer.submit(lambda conn: append_event(conn, kind="k", actor="a", subject={}, now=NOW).seq)
+    with engine.connect() as conn:  # committed, but not yet reported durable
+        deadline = datetime.now(UTC).timestamp() + 10
+        while read_head(conn).size == 0 and datetime.now(UTC).timestamp() < deadline:
+            conn.rollback()
+    assert not future.done()
+    release.set()
+    assert future.result(timeout=10) == 0 and synced == [1]
+    writer.close()
+
+
+def test_group_commit_failed_sync_fails_the_jobs(engine: Engine) -> None:
+    from dangan.db.committer import GroupCommitter
+
+    def sync() -> None:
+        raise OSError("disk gone")
+
+    writer = GroupCommitter(engine, sync=sync)
+    future = writer.submit(lambda conn: append_event(conn, kind="k", actor="a", subject={}, now=NOW).seq)
+    with pytest.raises(OSError):
+        future.result(timeout=10)
+    writer.close()
+
+
+def test_deferred_sync_engine_is_flushed_by_sync_wal(tmp_path) -> None:
+    from dangan.db.engine import sync_wal
+
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    upgrade(create_db_engine(url))
+    deferred = create_db_engine(url, deferred_sync=True)
+    with deferred.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    with write_transaction(deferred) as conn:
+        append_event(conn, kind="k", actor="a", subject={}, now=NOW)
+    assert (tmp_path / "d.db-wal").exists()
+    sync_wal(deferred)  # must not raise, with or without a WAL file
+    deferred.dispose()
+    sync_wal(deferred)

@@ -38,13 +38,30 @@ class GroupCommitter:
         engine: Engine,
         *,
         seal: Callable[[Connection], Any] | None = None,
+        sync: Callable[[], None] | None = None,
         max_batch: int = 64,
     ) -> None:
         """``seal`` runs once per batch after its jobs, in the same transaction (the ledger
-        signs its checkpoint there); its value is handed to each job's ``complete``."""
-        self._engine = engine
+        signs its checkpoint there); its value is handed to each job's ``complete``.
+
+        ``sync``, for an engine whose commits are not durable by themselves (SQLite with
+        ``deferred_sync``), makes every commit so far durable. A second thread calls it
+        once for all batches committed meanwhile and only then resolves their futures,
+        while the writer goes on with the next batch.
+        """
+        self.engine = engine
+        """The engine the writes go through."""
         self._seal = seal
+        self._sync = sync
         self._max_batch = max_batch
+        self._synced: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._syncer = (
+            threading.Thread(target=self._sync_loop, name="dangan-syncer", daemon=True)
+            if sync is not None
+            else None
+        )
+        if self._syncer is not None:
+            self._syncer.start()
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="dangan-writer", daemon=True)
@@ -82,6 +99,9 @@ class GroupCommitter:
             self._closed = True
             self._jobs.put(_STOP)
             self._thread.join()
+            if self._syncer is not None:
+                self._synced.put(_STOP)
+                self._syncer.join()
 
     def _loop(self) -> None:
         while True:
@@ -117,16 +137,46 @@ class GroupCommitter:
         except BaseException as exc:  # the batch or its commit failed: nothing is durable
             self._fail(batch, exc)
             return
+        if self._syncer is not None:
+            self._synced.put((batch, outcomes))
+        else:
+            self._resolve(batch, outcomes)
+
+    @staticmethod
+    def _resolve(batch: list[tuple[Any, Any, Future[Any]]], outcomes: list[tuple[bool, Any]]) -> None:
         for (_job, _complete, future), (ok, value) in zip(batch, outcomes):
             if ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
 
+    def _sync_loop(self) -> None:
+        assert self._sync is not None
+        while True:
+            pending = [self._synced.get()]
+            while True:
+                try:
+                    pending.append(self._synced.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is _STOP for item in pending)
+            done = [item for item in pending if item is not _STOP]
+            if done:
+                try:
+                    self._sync()
+                except BaseException as exc:  # not durable: nobody may hear "done"
+                    for batch, _outcomes in done:
+                        self._fail(batch, exc)
+                else:
+                    for batch, outcomes in done:
+                        self._resolve(batch, outcomes)
+            if stop:
+                return
+
     def _attempt(self, batch: list[tuple[Any, Any, Future[Any]]], *, isolate: bool) -> list[tuple[bool, Any]]:
         """Run the batch in one transaction and commit; outcomes per job."""
         outcomes: list[tuple[bool, Any]] = []
-        with write_transaction(self._engine) as conn:
+        with write_transaction(self.engine) as conn:
             for job, _complete, _future in batch:
                 if isolate:
                     outcomes.append(self._run_isolated(conn, job))

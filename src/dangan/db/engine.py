@@ -28,18 +28,23 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url`` with dangan's durability settings."""
+def create_db_engine(url: str, *, deferred_sync: bool = False, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` with dangan's durability settings.
+
+    ``deferred_sync`` (SQLite only) commits without flushing the WAL to disk: the caller
+    promises to make each commit durable with :func:`sync_wal` before reporting it done.
+    The group committer uses it to flush many commits at once, off its critical path.
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        return _sqlite_engine(url, **kwargs)
+        return _sqlite_engine(url, synchronous="NORMAL" if deferred_sync else "FULL", **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
 
 
-def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+def _sqlite_engine(url: str, *, synchronous: str, **kwargs: Any) -> Engine:
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("check_same_thread", False)
     connect_args.setdefault("timeout", 60)
@@ -51,7 +56,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
         cur.close()
@@ -91,6 +96,28 @@ def _writer_lock(engine: Engine) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def sync_wal(engine: Engine) -> None:
+    """Flush everything committed so far on a ``deferred_sync`` SQLite engine to disk.
+
+    In WAL mode a commit is durable once its frames are on stable storage; with
+    ``synchronous=NORMAL`` SQLite leaves that fsync out, so this supplies it. If the WAL
+    is gone (checkpointed and removed), SQLite synced the database file when it
+    checkpointed; the database file is synced again anyway.
+    """
+    path = engine.url.database
+    assert engine.dialect.name == "sqlite" and path
+    for target in (f"{path}-wal", path):
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return
 
 
 def is_sqlite(engine: Engine) -> bool:
