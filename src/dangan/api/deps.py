@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from dangan.bootstrap import Backends
 from dangan.clients import Client, authenticate
 from dangan.config import Settings
+from dangan.documents import IngestWriter
 from dangan.api.observability import Metrics
 
 
@@ -23,6 +24,7 @@ class AppContext:
         self.backends = backends
         self.metrics = metrics
         self.keys = KeyCache(ttl=AUTH_CACHE_SECONDS)
+        self.ingest = IngestWriter(clock=backends.clock)
 
 
 #: How long a successful key lookup is reused; a revoked key stops working within this.

@@ -15,11 +15,10 @@ from dangan.api.schemas import DocumentMetadataIn, DocumentOut, DocumentPage, Re
 from dangan.api.upload import receive_upload
 from dangan.clients import Client
 from dangan.documents import (
-    complete_ingest,
+    IngestRequest,
     get_document,
     get_version,
     list_documents,
-    record_ingest,
     sniff_media_type,
 )
 from dangan.errors import InvalidRequest, UnsupportedMediaType
@@ -84,19 +83,9 @@ async def upload_document(
                 + ", ".join(settings.allowed_media_types)
             )
         stored = await run_in_threadpool(upload.writer.commit)
+        request_ = IngestRequest(client, meta, stored, media_type, key)
         receipt, replayed = await asyncio.wrap_future(
-            backends.writer.submit(
-                lambda conn: record_ingest(
-                    conn,
-                    client=client,
-                    meta=meta,
-                    stored=stored,
-                    media_type=media_type,
-                    idempotency_key=key,
-                    now=backends.clock(),
-                ),
-                complete=complete_ingest,
-            )
+            backends.writer.submit_item(ctx.ingest, request_)
         )
     finally:
         upload.writer.abort()

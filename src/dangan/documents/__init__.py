@@ -1,16 +1,20 @@
 """Documents: immutable, versioned content with metadata and ledger receipts."""
 
+from dangan.documents.ingest import (
+    Ingested,
+    IngestRequest,
+    IngestWriter,
+    build_receipt,
+    complete_ingest,
+    record_ingest,
+)
 from dangan.documents.service import (
     Document,
     DocumentMetadata,
     DocumentVersion,
-    Ingested,
-    build_receipt,
-    complete_ingest,
     get_document,
     get_version,
     list_documents,
-    record_ingest,
 )
 from dangan.documents.sniff import SNIFF_BYTES, sniff_media_type
 
@@ -19,6 +23,8 @@ __all__ = [
     "Document",
     "DocumentMetadata",
     "DocumentVersion",
+    "IngestRequest",
+    "IngestWriter",
     "Ingested",
     "build_receipt",
     "complete_ingest",
