@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from dangan.documents import SNIFF_BYTES
 from dangan.errors import InvalidRequest, PayloadTooLarge
-from dangan.storage import ObjectStore, ObjectWriter
+from dangan.storage import ObjectStore, ObjectWriter, StoredObject
 
 #: Upper bound of the ``metadata`` field.
 METADATA_LIMIT = 64 * 1024
@@ -24,12 +23,61 @@ METADATA_LIMIT = 64 * 1024
 ENVELOPE_ALLOWANCE = METADATA_LIMIT + 64 * 1024
 
 
+#: Uploads up to this size are held in memory and written to the store in one go.
+MEMORY_SPOOL = 1024 * 1024
+
+
+class SpoolingWriter:
+    """An :class:`ObjectWriter` that keeps small content in memory.
+
+    Most uploads are small: holding them until the end lets the whole store write (create,
+    write, fsync, rename) happen in one worker-thread call instead of touching the disk
+    from the event loop chunk by chunk. Past :data:`MEMORY_SPOOL` bytes it opens a store
+    writer and streams, so memory stays bounded for any size.
+    """
+
+    def __init__(self, store: ObjectStore, *, limit: int = MEMORY_SPOOL) -> None:
+        self._store = store
+        self._limit = limit
+        self._buffer = bytearray()
+        self._writer: ObjectWriter | None = None
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def write(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._writer is not None:
+            self._writer.write(chunk)
+            return
+        self._buffer += chunk
+        if len(self._buffer) > self._limit:
+            self._writer = self._store.open_writer()
+            self._writer.write(bytes(self._buffer))
+            self._buffer = bytearray()
+
+    def commit(self) -> StoredObject:
+        """Write (if still in memory) and commit; blocking, so call it from a worker thread."""
+        if self._writer is None:
+            self._writer = self._store.open_writer()
+            self._writer.write(bytes(self._buffer))
+            self._buffer = bytearray()
+        return self._writer.commit()
+
+    def abort(self) -> None:
+        self._buffer = bytearray()
+        if self._writer is not None:
+            self._writer.abort()
+
+
 @dataclass
 class ReceivedUpload:
     """What the multipart body carried; the writer is uncommitted."""
 
-    writer: ObjectWriter
-    """The ``file`` part, written but not yet committed."""
+    writer: SpoolingWriter
+    """The ``file`` part, received but not yet committed."""
     head: bytes
     """The first :data:`SNIFF_BYTES` of the file, for media type sniffing."""
     metadata: bytes
@@ -47,7 +95,7 @@ class _Part:
 class _UploadParser:
     """Feeds a multipart body into ``writer``, enforcing the limits."""
 
-    def __init__(self, boundary: bytes, writer: ObjectWriter, max_bytes: int) -> None:
+    def __init__(self, boundary: bytes, writer: SpoolingWriter, max_bytes: int) -> None:
         self.writer = writer
         self.max_bytes = max_bytes
         self.head = bytearray()
@@ -145,9 +193,7 @@ async def receive_upload(request: Request, *, store: ObjectStore, max_bytes: int
     """
     boundary = _boundary(request)
     _check_declared_length(request, max_bytes)
-    # Creating the temp file can wait on the filesystem journal (another upload's fsync):
-    # keep that off the event loop.
-    writer = await run_in_threadpool(store.open_writer)
+    writer = SpoolingWriter(store)
     try:
         parser = _UploadParser(boundary, writer, max_bytes)
         async for chunk in request.stream():
