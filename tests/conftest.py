@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from dangan.bootstrap import Backends, initialise, open_backends
 from dangan.clients import NewClient, create_client
 from dangan.config import Settings, load_settings
-from dangan.db import create_db_engine
+from dangan.db import create_db_engine, upgrade
 from tests.support.postgres import ENV as PG_ENV
 from tests.support.postgres import fresh_database, postgres_admin_url
 from tests.support.seaweed import S3Endpoint, find_weed, running_seaweedfs, wait_for_s3
@@ -46,6 +46,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = request.getfixturevalue("postgres_server_url")
     _reset_postgres(url)
     return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """A migrated, empty database on every backend."""
+    engine = create_db_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -22,14 +22,6 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 META = DocumentMetadata(title="申请书", kind="application", organisation="org-1")
 
 
-@pytest.fixture
-def engine(database_url: str) -> Engine:
-    engine = create_db_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 def ingest(engine: Engine, **kwargs):
     with write_transaction(engine) as conn:
         return complete_ingest(conn, record_ingest(conn, **kwargs), None)

@@ -22,14 +22,6 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ORIGIN = "test.example/ledger"
 
 
-@pytest.fixture
-def engine(database_url: str) -> Engine:
-    engine = create_db_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def signer() -> NoteSigner:
     return NoteSigner.generate(ORIGIN)

@@ -9,8 +9,12 @@ they ever become a path or an S3 key.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from dangan.errors import InvalidRequest, RangeNotSatisfiable
+from dangan.errors import InvalidRequest, NotFound, RangeNotSatisfiable
+
+if TYPE_CHECKING:
+    from dangan.storage.base import ObjectStore
 
 #: Top-level folder (fs) or key prefix (S3) that holds the objects.
 KEY_PREFIX = "sha256"
@@ -55,3 +59,11 @@ def resolve_range(size: int, start: int, end: int | None) -> tuple[int, int]:
         )
     stop = size if end is None else min(end, size)
     return start, stop
+
+
+def object_range(store: ObjectStore, sha256: str, start: int, end: int | None) -> tuple[int, int]:
+    """:func:`resolve_range` for a stored object; :class:`NotFound` when it is absent."""
+    found = store.stat(sha256)
+    if found is None:
+        raise NotFound(f"No object {sha256}.")
+    return resolve_range(found.size, start, end)

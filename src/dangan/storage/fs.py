@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from dangan.errors import BackendUnavailable, IntegrityError, NotFound
 
 from . import _retention
-from ._keys import KEY_PREFIX, check_sha256, fan_out, is_sha256, resolve_range
+from ._keys import KEY_PREFIX, check_sha256, fan_out, is_sha256, object_range
 from ._spool import SpooledWriter, SpoolFile, ensure_dir, fsync_dir, remove_stale
 from .base import CHUNK_SIZE, Retention, RetentionMode, StoredObject
 
@@ -82,10 +82,7 @@ class FsObjectStore:
 
     def read(self, sha256: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Stream bytes ``[start, end)`` in chunks of at most ``CHUNK_SIZE``."""
-        found = self.stat(sha256)
-        if found is None:
-            raise NotFound(f"No object {sha256}.")
-        first, stop = resolve_range(found.size, start, end)
+        first, stop = object_range(self, sha256, start, end)
         return self._chunks(sha256, first, stop)
 
     def iter_keys(self) -> Iterator[str]:

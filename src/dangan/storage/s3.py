@@ -31,7 +31,7 @@ from minio.xml import marshal
 from dangan.errors import BackendUnavailable, IntegrityError, NotFound
 
 from . import _retention
-from ._keys import KEY_PREFIX, check_sha256, is_sha256, object_key, resolve_range
+from ._keys import KEY_PREFIX, check_sha256, is_sha256, object_key, object_range
 from ._s3_errors import NO_LEGAL_HOLD, NO_RETENTION, s3_errors
 from ._spool import SpooledWriter, SpoolFile, ensure_dir, remove_stale
 from .base import CHUNK_SIZE, Retention, RetentionMode, StoredObject
@@ -179,10 +179,7 @@ class S3ObjectStore:
 
     def read(self, sha256: str, *, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Stream bytes ``[start, end)`` in chunks of at most ``CHUNK_SIZE``."""
-        found = self.stat(sha256)
-        if found is None:
-            raise NotFound(f"No object {sha256}.")
-        first, stop = resolve_range(found.size, start, end)
+        first, stop = object_range(self, sha256, start, end)
         return self._chunks(sha256, first, stop)
 
     def iter_keys(self) -> Iterator[str]:
