@@ -107,7 +107,7 @@ _READ_HEAD = select(ledger_head.c.size, ledger_head.c.last_hash, ledger_head.c.f
     ledger_head.c.id == 1
 )
 _LOCK_HEAD = _READ_HEAD.with_for_update()
-_INSERT_ENTRY = ledger_entries.insert()
+_INSERT_ENTRIES = tree._BulkInsert(ledger_entries)
 _UPDATE_HEAD = (
     update(ledger_head)
     .where(ledger_head.c.id == 1)
@@ -167,21 +167,21 @@ def append_events(
     for event in events:
         body = _encode(size, prev, event.kind, event.actor, event.subject, time)
         digest = leaf_hash(body)
-        entries.append(
-            LedgerEntry(seq=size, kind=event.kind, body=body, leaf_hash=digest,
-                        prev_hash=prev, created_at=now)
-        )
+        entries.append(LedgerEntry(size, event.kind, body, digest, prev, now))
         nodes.extend(tree.push(frontier, size, digest))
         size, prev = size + 1, digest
     if not entries:
         return entries
-    conn.execute(
-        _INSERT_ENTRY,
-        [
-            {"seq": e.seq, "kind": e.kind, "body": e.body, "leaf_hash": e.leaf_hash,
-             "prev_hash": e.prev_hash, "created_at": now}
-            for e in entries
-        ],
+    _INSERT_ENTRIES.execute(
+        conn,
+        {
+            "seq": [e.seq for e in entries],
+            "kind": [e.kind for e in entries],
+            "body": [e.body for e in entries],
+            "leaf_hash": [e.leaf_hash for e in entries],
+            "prev_hash": [e.prev_hash for e in entries],
+        },
+        constants={"created_at": now},
     )
     tree.store_nodes(conn, nodes)
     conn.execute(
