@@ -167,3 +167,25 @@ def test_verify_ledger_detects_a_rewritten_checkpoint(deployment: dict, tmp_path
     result = run("verify-ledger", env=env)
     assert result.returncode == 1
     assert f"checkpoint {size}" in result.stderr
+
+
+def test_verify_refuses_a_receipt_built_on_a_non_document_entry(deployment: dict, tmp_path: Path) -> None:
+    """A real proof of some other entry (here client.created, seq 0) proves no document."""
+    from dangan.bootstrap import open_backends
+    from dangan.config import Settings
+    from dangan.ledger.checkpoints import latest_checkpoint
+    from dangan.ledger.log import get_entry
+    from dangan.ledger.service import receipt_proof
+
+    backends = open_backends(Settings(data_dir=deployment["root"] / "data"))
+    try:
+        with backends.engine.connect() as conn:
+            ledger = receipt_proof(conn, get_entry(conn, 0), latest_checkpoint(conn))
+    finally:
+        backends.close()
+    for nulls in ({"id": None, "sha256": None, "size": None, "version": None, "media_type": None},
+                  {"id": "x", "sha256": "y", "size": 1, "version": 1, "media_type": "z"}):
+        (tmp_path / "r.json").write_text(json.dumps({**nulls, "ledger": ledger}))
+        result = run("verify", str(tmp_path / "r.json"), "--key", str(deployment["root"] / "ledger.pub"), env={})
+        assert result.returncode == 1, result.stdout
+        assert "records no document" in result.stderr

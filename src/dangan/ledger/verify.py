@@ -88,22 +88,36 @@ def verify_receipt(receipt: Mapping[str, Any], verifier_key: str) -> VerifiedRec
     )
 
 
+#: Event types whose entry records a document version (and so can back a receipt).
+RECEIPT_EVENTS = frozenset({"document.ingested"})
+_TYPES = {"document": str, "sha256": str, "size": int, "version": int, "media_type": str}
+
+
 def _check_subject(receipt: Mapping[str, Any], entry: bytes, seq: int) -> None:
     try:
         event = json.loads(entry)
         subject = event["subject"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ReceiptInvalid("entry is not a dangan event") from exc
-    expected = {
-        "seq": (event.get("seq"), seq),
-        "document": (subject.get("document"), receipt.get("id")),
-        "sha256": (subject.get("sha256"), receipt.get("sha256")),
-        "size": (subject.get("size"), receipt.get("size")),
-        "version": (subject.get("version"), receipt.get("version")),
+    if event.get("type") not in RECEIPT_EVENTS or not isinstance(subject, dict):
+        raise ReceiptInvalid(f"entry is a {event.get('type')!r} event, which records no document")
+    if event.get("seq") != seq:
+        raise ReceiptInvalid(f"entry records seq {event.get('seq')!r}, receipt claims {seq}")
+    claimed = {
+        "document": receipt.get("id"),
+        "sha256": receipt.get("sha256"),
+        "size": receipt.get("size"),
+        "version": receipt.get("version"),
+        "media_type": receipt.get("media_type"),
     }
-    for name, (recorded, claimed) in expected.items():
-        if recorded != claimed:
-            raise ReceiptInvalid(f"entry records {name} {recorded!r}, receipt claims {claimed!r}")
+    for name, kind in _TYPES.items():
+        recorded = subject.get(name)
+        if type(recorded) is not kind or type(claimed[name]) is not kind:
+            raise ReceiptInvalid(f"{name} is missing or not a {kind.__name__}")
+        if recorded != claimed[name]:
+            raise ReceiptInvalid(
+                f"entry records {name} {recorded!r}, receipt claims {claimed[name]!r}"
+            )
 
 
 def verify_ledger(
