@@ -32,9 +32,13 @@ class DanganError(Exception):
     title: str = "Internal error"
     status: int = 500
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail or self.title
+        #: HTTP headers the response must carry (e.g. ``Content-Range`` on a 416).
+        self.headers = headers or {}
         #: Extra members for the problem details body (RFC 9457 §3.2).
         self.extra = extra
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dangan.api.deps import AppContext, context, require_scope
 from dangan.api.ranges import parse_range
-from dangan.api.schemas import DocumentMetadataIn, DocumentOut, DocumentPage, ReceiptOut
+from dangan.api.schemas import PRINTABLE, DocumentMetadataIn, DocumentOut, DocumentPage, ReceiptOut
 from dangan.api.upload import receive_upload
 from dangan.clients import Client
 from dangan.documents import (
@@ -21,9 +21,15 @@ from dangan.documents import (
     list_documents,
     sniff_media_type,
 )
-from dangan.errors import InvalidRequest, UnsupportedMediaType
+from dangan.errors import IntegrityError, InvalidRequest, NotFound, UnsupportedMediaType
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+
+def _filter() -> Any:
+    return Query(max_length=200, pattern=PRINTABLE)
+
+
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -103,11 +109,11 @@ async def list_documents_route(
     _client: Annotated[Client, Depends(require_scope("documents:read"))],
     ctx: Annotated[AppContext, Depends(context)],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
-    organisation: str | None = None,
-    kind: str | None = None,
-    case_ref: str | None = None,
-    external_id: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    organisation: Annotated[str | None, _filter()] = None,
+    kind: Annotated[str | None, _filter()] = None,
+    case_ref: Annotated[str | None, _filter()] = None,
+    external_id: Annotated[str | None, _filter()] = None,
 ) -> DocumentPage:
     def query() -> DocumentPage:
         with ctx.backends.engine.connect() as conn:
@@ -155,7 +161,7 @@ async def get_content(
     doc_id: str,
     _client: Annotated[Client, Depends(require_scope("documents:read"))],
     ctx: Annotated[AppContext, Depends(context)],
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     def lookup():  # noqa: ANN202 - a DocumentVersion
         with ctx.backends.engine.connect() as conn:
@@ -183,5 +189,11 @@ async def get_content(
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{ver.size}"
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=ver.media_type)
-    body = ctx.backends.store.read(ver.sha256, start=start, end=end)
+    try:
+        body = await run_in_threadpool(ctx.backends.store.read, ver.sha256, start=start, end=end)
+    except NotFound as exc:  # the database knows this version: its content must exist
+        raise IntegrityError(
+            f"the content of document {doc_id} version {ver.version} is missing from the store",
+            sha256=ver.sha256,
+        ) from exc
     return StreamingResponse(body, status_code=status, headers=headers, media_type=ver.media_type)

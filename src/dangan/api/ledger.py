@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +23,8 @@ from dangan.ledger.tree import consistency_proof_at, inclusion_proof_at
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 _Reader = Annotated[Client, Depends(require_scope("ledger:read"))]
 _Ctx = Annotated[AppContext, Depends(context)]
+#: Positions and sizes are 64-bit in the database (and in RFC 9162).
+MAX_INDEX = 2**63 - 1
 
 
 @router.get(
@@ -54,7 +56,9 @@ async def key(ctx: _Ctx) -> PlainTextResponse:
     response_class=Response,
     responses={200: {"content": {"application/json": {}}}},
 )
-async def entry(seq: int, _client: _Reader, ctx: _Ctx) -> Response:
+async def entry(
+    seq: Annotated[int, Path(ge=0, le=MAX_INDEX)], _client: _Reader, ctx: _Ctx
+) -> Response:
     def load() -> bytes:
         with ctx.backends.engine.connect() as conn:
             found = get_entry(conn, seq)
@@ -70,8 +74,8 @@ async def entry(seq: int, _client: _Reader, ctx: _Ctx) -> Response:
 async def inclusion(
     _client: _Reader,
     ctx: _Ctx,
-    tree_size: Annotated[int, Query(ge=1)],
-    seq: Annotated[int | None, Query(ge=0)] = None,
+    tree_size: Annotated[int, Query(ge=1, le=MAX_INDEX)],
+    seq: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
     leaf: Annotated[str | None, Query(alias="leaf_hash", pattern="^[0-9a-f]{64}$")] = None,
 ) -> dict[str, object]:
     if (seq is None) == (leaf is None):
@@ -91,8 +95,8 @@ async def inclusion(
 async def consistency(
     _client: _Reader,
     ctx: _Ctx,
-    first: Annotated[int, Query(ge=0)],
-    second: Annotated[int, Query(ge=0)],
+    first: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+    second: Annotated[int, Query(ge=0, le=MAX_INDEX)],
 ) -> dict[str, object]:
     if first > second:
         raise InvalidRequest("first must not exceed second")

@@ -83,7 +83,7 @@ class RequestContextMiddleware:
         request_id = supplied if supplied and _VALID_ID.match(supplied) else uuid.uuid4().hex
         token = _request_id.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status: int | None = None  # set when the response starts
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -96,9 +96,19 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answer here, while the request id is known; Starlette's outer error
+            # middleware would answer without it.
+            access_log.exception("unhandled error")
+            if status is not None:
+                raise
+            body = _internal_error_body(scope, request_id)
+            await send_with_id(_internal_error_start(len(body)))
+            await send({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
+            status = status or 500
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(scope["method"], route).observe(elapsed)
             access_log.info(
@@ -111,6 +121,31 @@ class RequestContextMiddleware:
                 },
             )
             _request_id.reset(token)
+
+
+def _internal_error_body(scope: Scope, request_id: str) -> bytes:
+    """RFC 9457 problem details for an unexpected error: no internals, just the id."""
+    return json.dumps(
+        {
+            "type": "urn:dangan:problem:internal_error",
+            "title": "Internal server error",
+            "status": 500,
+            "code": "internal_error",
+            "instance": scope.get("path", ""),
+            "request_id": request_id,
+        }
+    ).encode()
+
+
+def _internal_error_start(length: int) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(length).encode()),
+        ],
+    }
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -53,7 +53,9 @@ def problem_response(
 
 async def _dangan_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DanganError)
-    headers = {"WWW-Authenticate": 'Bearer realm="dangan"'} if exc.status == 401 else None
+    headers = dict(exc.headers)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="dangan"'
     if exc.status >= 500:
         log.error("request failed: %s", exc.detail, extra={"code": exc.code})
     return problem_response(

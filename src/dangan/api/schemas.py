@@ -9,8 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dangan.documents import Document, DocumentMetadata
 from dangan.errors import InvalidMetadata
 
-_Text = Field(min_length=1, max_length=500)
-_Ident = Field(default=None, min_length=1, max_length=200)
+#: Printable text: no control characters (PostgreSQL refuses NUL; none belong in metadata).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+_Text = Field(min_length=1, max_length=500, pattern=PRINTABLE)
+_Ident = Field(default=None, min_length=1, max_length=200, pattern=PRINTABLE)
 
 
 class DocumentMetadataIn(BaseModel):
@@ -20,7 +22,7 @@ class DocumentMetadataIn(BaseModel):
 
     title: str = _Text
     kind: str = Field(min_length=1, max_length=100, pattern=r"^[\w.:-]+$")
-    organisation: str = Field(min_length=1, max_length=200)
+    organisation: str = Field(min_length=1, max_length=200, pattern=PRINTABLE)
     external_id: str | None = _Ident
     case_ref: str | None = _Ident
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
@@ -120,7 +120,7 @@ class _UploadParser:
     def feed(self, chunk: bytes) -> None:
         try:
             self.parser.write(chunk)
-        except MultipartParseError as exc:
+        except FormParserError as exc:
             raise InvalidRequest(f"malformed multipart body: {exc}") from exc
 
     def _end(self) -> None:
@@ -195,7 +195,10 @@ async def receive_upload(request: Request, *, store: ObjectStore, max_bytes: int
     _check_declared_length(request, max_bytes)
     writer = SpoolingWriter(store)
     try:
-        parser = _UploadParser(boundary, writer, max_bytes)
+        try:
+            parser = _UploadParser(boundary, writer, max_bytes)
+        except FormParserError as exc:  # e.g. a boundary longer than RFC 2046 allows
+            raise InvalidRequest(f"malformed multipart header: {exc}") from exc
         async for chunk in request.stream():
             parser.feed(chunk)
         if not parser.ended:
