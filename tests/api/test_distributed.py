@@ -36,7 +36,7 @@ def distributed(s3_settings: Settings, postgres_server_url: str, tmp_path: Path)
 def test_upload_download_and_receipt_on_postgres_and_s3(distributed) -> None:
     client, auth, backends = distributed
     content = pdf_bytes("distributed", 2 * 1024 * 1024 + 5)
-    meta = json.dumps({"title": "t", "kind": "application", "organisation": "o"})
+    meta = json.dumps({"title": "t", "kind": "application", "organisation": "test-org"})
     response = client.post("/v1/documents", headers={**auth, "Idempotency-Key": "d1"},
                            files={"file": ("a.pdf", content, "application/pdf")},
                            data={"metadata": meta})

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.conftest import pdf_bytes
 
-META = {"title": "营业执照申请", "kind": "application", "organisation": "org-1", "case_ref": "C-1"}
+META = {"title": "营业执照申请", "kind": "application", "organisation": "test-org", "case_ref": "C-1"}
 
 
 def upload(api: TestClient, auth: dict, content: bytes, meta: dict | None = None, **headers: str):
@@ -161,3 +161,11 @@ def test_unknown_route_is_problem_json(api: TestClient) -> None:
     response = api.get("/nope")
     assert response.status_code == 404
     assert response.json()["type"].startswith("urn:dangan:problem:")
+
+
+def test_conflicting_idempotency_key_stores_nothing(api: TestClient, auth: dict, backends) -> None:
+    upload(api, auth, pdf_bytes("first"), **{"Idempotency-Key": "k-9"})
+    before = set(backends.store.iter_keys())
+    other = upload(api, auth, pdf_bytes("second, different"), **{"Idempotency-Key": "k-9"})
+    assert other.status_code == 409
+    assert set(backends.store.iter_keys()) == before

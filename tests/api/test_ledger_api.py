@@ -12,7 +12,7 @@ from tests.api.conftest import pdf_bytes
 from tests.conftest import make_client
 from tests.support import independent_verifier
 
-META = json.dumps({"title": "t", "kind": "application", "organisation": "o"})
+META = json.dumps({"title": "t", "kind": "application", "organisation": "test-org"})
 
 
 def upload(api: TestClient, auth: dict, content: bytes, **headers: str) -> dict:

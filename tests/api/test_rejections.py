@@ -19,7 +19,7 @@ from tests.api.conftest import pdf_bytes
 from tests.conftest import make_client
 
 LIMIT = 4096
-META = json.dumps({"title": "t", "kind": "application", "organisation": "o"})
+META = json.dumps({"title": "t", "kind": "application", "organisation": "test-org"})
 
 
 @pytest.fixture
@@ -65,11 +65,15 @@ CASES = {
     "html is not xml": (415, "unsupported_media_type", multipart(b"<!doctype html><p>x", META)),
     "metadata not json": (422, "invalid_metadata", multipart(pdf_bytes("m1"), "{not json")),
     "metadata missing title": (
-        422, "invalid_metadata", multipart(pdf_bytes("m2"), json.dumps({"kind": "a", "organisation": "o"}))
+        422, "invalid_metadata", multipart(pdf_bytes("m2"), json.dumps({"kind": "a", "organisation": "test-org"}))
     ),
     "metadata unknown field": (
         422, "invalid_metadata",
-        multipart(pdf_bytes("m3"), json.dumps({"title": "t", "kind": "a", "organisation": "o", "x": 1})),
+        multipart(pdf_bytes("m3"), json.dumps({"title": "t", "kind": "a", "organisation": "test-org", "x": 1})),
+    ),
+    "another organisation": (
+        403, "forbidden",
+        multipart(pdf_bytes("org"), json.dumps({"title": "t", "kind": "a", "organisation": "elsewhere"})),
     ),
     "no file": (400, "invalid_request", multipart(None, META)),
     "no metadata": (400, "invalid_request", multipart(pdf_bytes("nm"), None)),

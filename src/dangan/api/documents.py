@@ -12,16 +12,19 @@ from starlette.concurrency import run_in_threadpool
 from dangan.api.deps import AppContext, context, require_scope
 from dangan.api.ranges import parse_range
 from dangan.api.schemas import PRINTABLE, DocumentMetadataIn, DocumentOut, DocumentPage, ReceiptOut
-from dangan.api.upload import receive_upload
+from dangan.api.upload import ReceivedUpload, receive_upload
 from dangan.clients import Client
 from dangan.documents import (
+    DocumentMetadata,
     IngestRequest,
+    find_replay,
+    request_fingerprint,
     get_document,
     get_version,
     list_documents,
     sniff_media_type,
 )
-from dangan.errors import IntegrityError, InvalidRequest, NotFound, UnsupportedMediaType
+from dangan.errors import Forbidden, IntegrityError, InvalidRequest, NotFound, UnsupportedMediaType
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -79,15 +82,25 @@ async def upload_document(
 ) -> JSONResponse:
     key = _idempotency_key(idempotency_key)
     settings, backends = ctx.settings, ctx.backends
-    upload = await receive_upload(request, store=backends.store, max_bytes=settings.max_upload_bytes)
+    upload = await receive_upload(
+        request, store=backends.store, max_bytes=settings.max_upload_bytes, digest=key is not None
+    )
     try:
         meta = DocumentMetadataIn.parse(upload.metadata)
+        if meta.organisation != client.organisation:
+            raise Forbidden(
+                f"this API key acts for {client.organisation!r} and cannot file documents "
+                f"for {meta.organisation!r}"
+            )
         media_type = sniff_media_type(upload.head, complete=upload.writer.size <= len(upload.head))
         if media_type is None or media_type not in settings.allowed_media_types:
             raise UnsupportedMediaType(
                 f"content recognised as {media_type or 'unknown'}; accepted: "
                 + ", ".join(settings.allowed_media_types)
             )
+        if key is not None:
+            # A key reused for other content is refused before the content is stored.
+            await run_in_threadpool(_check_key_unused_for_other, ctx, client, key, meta, upload)
         stored = await run_in_threadpool(upload.writer.commit)
         request_ = IngestRequest(client, meta, stored, media_type, key)
         receipt, replayed = await asyncio.wrap_future(
@@ -102,6 +115,18 @@ async def upload_document(
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(receipt, status_code=201, headers=headers)
+
+
+def _check_key_unused_for_other(
+    ctx: AppContext, client: Client, key: str, meta: DocumentMetadata, upload: ReceivedUpload
+) -> None:
+    with ctx.backends.engine.connect() as conn:
+        find_replay(
+            conn,
+            client_id=client.id,
+            key=key,
+            fingerprint=request_fingerprint(meta, upload.writer.sha256()),
+        )
 
 
 @router.get("", response_model=DocumentPage, summary="List documents, newest first")

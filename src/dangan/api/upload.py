@@ -7,6 +7,7 @@ as soon as it crosses it.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from python_multipart.exceptions import FormParserError
@@ -36,19 +37,32 @@ class SpoolingWriter:
     writer and streams, so memory stays bounded for any size.
     """
 
-    def __init__(self, store: ObjectStore, *, limit: int = MEMORY_SPOOL) -> None:
+    def __init__(
+        self, store: ObjectStore, *, limit: int = MEMORY_SPOOL, digest: bool = False
+    ) -> None:
+        """With ``digest``, the SHA-256 is also kept as the content arrives, so that
+        :meth:`sha256` can answer before the commit."""
         self._store = store
         self._limit = limit
         self._buffer = bytearray()
         self._writer: ObjectWriter | None = None
         self._size = 0
+        self._digest = hashlib.sha256() if digest else None
 
     @property
     def size(self) -> int:
         return self._size
 
+    def sha256(self) -> str:
+        """Hex SHA-256 of the content so far (needs ``digest=True``)."""
+        if self._digest is None:
+            raise ValueError("this writer was not asked to keep a digest")
+        return self._digest.hexdigest()
+
     def write(self, chunk: bytes) -> None:
         self._size += len(chunk)
+        if self._digest is not None:
+            self._digest.update(chunk)
         if self._writer is not None:
             self._writer.write(chunk)
             return
@@ -186,14 +200,16 @@ def _check_declared_length(request: Request, max_bytes: int) -> None:
         )
 
 
-async def receive_upload(request: Request, *, store: ObjectStore, max_bytes: int) -> ReceivedUpload:
+async def receive_upload(
+    request: Request, *, store: ObjectStore, max_bytes: int, digest: bool = False
+) -> ReceivedUpload:
     """Stream the request body into a new (uncommitted) object.
 
     On any error the writer is aborted before the error propagates, so nothing is left.
     """
     boundary = _boundary(request)
     _check_declared_length(request, max_bytes)
-    writer = SpoolingWriter(store)
+    writer = SpoolingWriter(store, digest=digest)
     try:
         try:
             parser = _UploadParser(boundary, writer, max_bytes)

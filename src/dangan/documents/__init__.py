@@ -6,7 +6,9 @@ from dangan.documents.ingest import (
     IngestWriter,
     build_receipt,
     complete_ingest,
+    find_replay,
     record_ingest,
+    request_fingerprint,
 )
 from dangan.documents.service import (
     Document,
@@ -28,6 +30,8 @@ __all__ = [
     "Ingested",
     "build_receipt",
     "complete_ingest",
+    "find_replay",
+    "request_fingerprint",
     "get_document",
     "get_version",
     "list_documents",
