@@ -12,6 +12,8 @@ from dangan.config import Settings
 from dangan.db import create_db_engine, upgrade
 from dangan.db.engine import sync_wal
 from dangan.db.committer import GroupCommitter
+from dangan.errors import BackendUnavailable
+from dangan.ledger.checkpoints import latest_checkpoint
 from dangan.ledger.keys import create_signing_key
 from dangan.ledger.service import Ledger
 from dangan.storage import ObjectStore, open_store
@@ -73,10 +75,24 @@ def initialise(settings: Settings) -> None:
     nothing refers to them.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    create_signing_key(settings.effective_ledger_key_file, name=settings.ledger_origin)
+    engine = create_db_engine(settings.effective_database_url)
+    try:
+        upgrade(engine)
+        key_file = settings.effective_ledger_key_file
+        if not key_file.exists():
+            with engine.connect() as conn:
+                signed = latest_checkpoint(conn)
+            if signed is not None:
+                # A new key would silently orphan every checkpoint already handed out.
+                raise BackendUnavailable(
+                    f"the ledger signing key {key_file} is missing but checkpoints up to size "
+                    f"{signed.size} were signed with it: restore the key file"
+                )
+            create_signing_key(key_file, name=settings.ledger_origin)
+    finally:
+        engine.dispose()
     backends = open_backends(settings)
     try:
-        upgrade(backends.engine)
         backends.store.cleanup_temp()
     finally:
         backends.close()

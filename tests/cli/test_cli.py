@@ -88,3 +88,20 @@ def test_get_reports_a_missing_document(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "404" in result.stderr
     assert not any(tmp_path.glob("00000000*"))
+
+
+def test_init_refuses_to_replace_a_lost_signing_key(tmp_path: Path) -> None:
+    env = {"DANGAN_DATA_DIR": str(tmp_path / "data")}
+    key = dangan_cli("clients", "create", "--name", "c", "--org", "o", "--scopes",
+                     "documents:write", env=env).stdout.strip().splitlines()[-1]
+    with running_server(env, tmp_path / "server.log") as server:
+        assert httpx.get(f"{server.url}/v1/ledger/checkpoint").status_code == 200  # signs one
+    assert key
+    (tmp_path / "data" / "keys" / "ledger.key").unlink()
+    result = subprocess.run(
+        [sys.executable, "-m", "dangan", "init"],
+        env={**os.environ, **env}, capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert "restore the key file" in result.stderr
+    assert not (tmp_path / "data" / "keys" / "ledger.key").exists()

@@ -72,7 +72,16 @@ def _idempotency_key(value: str | None) -> str | None:
     response_model=ReceiptOut,
     summary="Upload a document; returns a receipt",
     openapi_extra=_UPLOAD_BODY,
-    responses={200: {"description": "Replay of an earlier request with the same Idempotency-Key"}},
+    responses={
+        201: {
+            "description": "Recorded. A retry with the same Idempotency-Key gets the first "
+            "receipt again, with the header Idempotent-Replayed: true",
+        },
+        409: {"description": "The Idempotency-Key was used for other content or metadata"},
+        413: {"description": "The file exceeds DANGAN_MAX_UPLOAD_BYTES"},
+        415: {"description": "The content is not of an accepted media type"},
+        422: {"description": "The metadata is invalid"},
+    },
 )
 async def upload_document(
     request: Request,

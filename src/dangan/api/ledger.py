@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from dangan.api.deps import AppContext, context, require_scope
 from dangan.clients import Client
 from dangan.errors import InvalidRequest, NotFound
+from dangan.ledger.checkpoints import StoredCheckpoint, latest_checkpoint
 from dangan.ledger.log import find_seq, get_entry, read_head
 from dangan.ledger.merkle import leaf_hash
 from dangan.ledger.tree import consistency_proof_at, inclusion_proof_at
@@ -34,10 +35,19 @@ MAX_INDEX = 2**63 - 1
 )
 async def checkpoint(ctx: _Ctx) -> PlainTextResponse:
     backends = ctx.backends
-    # Signs a new checkpoint when entries were appended since the last one (e.g. by the CLI).
-    latest = await asyncio.wrap_future(
-        backends.writer.submit(lambda conn: backends.ledger.checkpoint(conn, now=backends.clock()))
-    )
+
+    def current() -> StoredCheckpoint | None:
+        with backends.engine.connect() as conn:
+            latest = latest_checkpoint(conn)
+            size = read_head(conn).size
+        return latest if latest is not None and latest.size == size else None
+
+    latest = await run_in_threadpool(current)
+    if latest is None:
+        # Entries were appended since (e.g. by the CLI): sign one through the writer.
+        latest = await asyncio.wrap_future(
+            backends.writer.submit(lambda conn: backends.ledger.checkpoint(conn, now=backends.clock()))
+        )
     return PlainTextResponse(latest.note, headers={"Cache-Control": "no-cache"})
 
 

@@ -11,8 +11,8 @@ from dangan.clients import KNOWN_SCOPES, create_client, list_clients, revoke_cli
 from dangan.config import load_settings
 
 app = typer.Typer(help="Create, list and revoke API clients.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @app.command("create")

@@ -20,8 +20,8 @@ from dangan.ledger.audit import recorded_objects
 from dangan.ledger.note import NoteVerifier
 from dangan.ledger.verify import verify_ledger, verify_receipt
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def _progress() -> Progress:

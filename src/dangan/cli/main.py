@@ -25,7 +25,7 @@ app.command("get")(transfer.get)
 app.command("verify")(ledger_cli.verify)
 app.command("verify-ledger")(ledger_cli.verify_ledger_command)
 app.command("audit")(ledger_cli.audit)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @app.command()

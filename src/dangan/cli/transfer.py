@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 URL = typer.Option("http://127.0.0.1:8000", envvar="DANGAN_URL", help="Service base URL.")
 KEY = typer.Option(..., envvar="DANGAN_API_KEY", help="API key (or DANGAN_API_KEY).")

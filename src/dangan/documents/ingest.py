@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import rfc8785
@@ -31,7 +31,7 @@ from dangan.documents.service import DocumentMetadata
 from dangan.errors import IdempotencyConflict
 from dangan.ids import new_id
 from dangan.ledger.checkpoints import StoredCheckpoint
-from dangan.ledger.log import LedgerEntry, NewEvent, append_events
+from dangan.ledger.log import LedgerEntry, NewEvent, append_events, format_time
 from dangan.ledger.service import receipt_proof
 from dangan.storage import StoredObject
 
@@ -165,7 +165,7 @@ def build_receipt(
         "sha256": stored.sha256,
         "size": stored.size,
         "media_type": media_type,
-        "created_at": entry.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "created_at": format_time(entry.created_at),  # as the ledger entry has it
         "ledger": {"seq": entry.seq, "leaf_hash": entry.leaf_hash.hex()},
     }
 

@@ -18,14 +18,24 @@ def create_signing_key(path: Path, *, name: str) -> bool:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     signer = NoteSigner.generate(name)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    _write_durably(path, signer.private_pem(), mode=0o600)
+    _write_durably(path.with_suffix(".pub"), (signer.verifier_key() + "\n").encode(), mode=0o644)
+    return True
+
+
+def _write_durably(path: Path, data: bytes, *, mode: int) -> None:
+    """Write a new file and make it and its directory entry survive a crash."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        os.write(fd, signer.private_pem())
+        os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    path.with_suffix(".pub").write_text(signer.verifier_key() + "\n")
-    return True
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def load_signing_key(path: Path, *, name: str) -> NoteSigner:
