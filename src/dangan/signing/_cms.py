@@ -47,7 +47,7 @@ class Signer:
         private_key: SigningKey,
         chain: tuple[x509.Certificate, ...],
     ) -> Signer:
-        """A signer for ``certificate``; raises ValueError for a key it cannot use."""
+        """A signer for ``certificate``; raises TypeError or ValueError for an unusable key."""
         _check_key(private_key, certificate)
         asn1_certificate = _to_asn1(certificate)
         return cls(
@@ -74,19 +74,24 @@ class Signer:
         # RFC 5652 §5.4: the signature covers the DER of the SET OF attributes with its
         # universal SET tag; asn1crypto sorts SET OF members as DER requires.
         signature = self._signature(attributes.dump())
-        signer_info = cms.SignerInfo({
-            "version": "v1",
-            "sid": cms.SignerIdentifier({
-                "issuer_and_serial_number": {
-                    "issuer": self.certificate.issuer,
-                    "serial_number": self.certificate.serial_number,
-                }
-            }),
-            "digest_algorithm": _SHA256,
-            "signed_attrs": attributes,
-            "signature_algorithm": self._signature_algorithm(),
-            "signature": signature,
-        })
+        signer_info = _frozen(
+            cms.SignerInfo,
+            {
+                "version": "v1",
+                "sid": cms.SignerIdentifier(
+                    {
+                        "issuer_and_serial_number": {
+                            "issuer": self.certificate.issuer,
+                            "serial_number": self.certificate.serial_number,
+                        }
+                    }
+                ),
+                "digest_algorithm": _SHA256,
+                "signed_attrs": attributes,
+                "signature_algorithm": self._signature_algorithm(),
+                "signature": signature,
+            },
+        )
         signed_data: dict[str, object] = {
             # §5.1: version 3 because the eContentType is not id-data.
             "version": "v3",
@@ -106,12 +111,15 @@ class Signer:
     def _signed_attributes(
         self, content_type: str, content: bytes, signing_time: datetime
     ) -> cms.CMSAttributes:
-        return cms.CMSAttributes([
-            {"type": "content_type", "values": [content_type]},
-            {"type": "message_digest", "values": [hashlib.sha256(content).digest()]},
-            {"type": "signing_time", "values": [_cms_time(signing_time)]},
-            {"type": "signing_certificate_v2", "values": [self.signing_certificate_v2]},
-        ])
+        return _frozen(
+            cms.CMSAttributes,
+            [
+                {"type": "content_type", "values": [content_type]},
+                {"type": "message_digest", "values": [hashlib.sha256(content).digest()]},
+                {"type": "signing_time", "values": [_cms_time(signing_time)]},
+                {"type": "signing_certificate_v2", "values": [self.signing_certificate_v2]},
+            ],
+        )
 
     def _signature(self, data: bytes) -> bytes:
         if isinstance(self.private_key, rsa.RSAPrivateKey):
@@ -133,7 +141,7 @@ def _check_key(private_key: object, certificate: x509.Certificate) -> None:
         if not isinstance(private_key.curve, ec.SECP256R1):
             raise ValueError("ECDSA keys must be on P-256, to pair with SHA-256")
     else:
-        raise ValueError("the key must be RSA or ECDSA")
+        raise TypeError("the key must be RSA or ECDSA")
     if certificate.public_key() != private_key.public_key():
         raise ValueError("the private key does not belong to the certificate")
 
@@ -145,15 +153,30 @@ def _to_asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
 def _signing_certificate_v2(certificate: asn1_x509.Certificate) -> tsp.SigningCertificateV2:
     # RFC 5035 §5.4.1 ESSCertIDv2: hashAlgorithm keeps its DEFAULT (SHA-256) and so is
     # omitted; issuerSerial names the certificate unambiguously.
-    return tsp.SigningCertificateV2({
-        "certs": [{
-            "cert_hash": hashlib.sha256(certificate.dump()).digest(),
-            "issuer_serial": {
-                "issuer": [asn1_x509.GeneralName({"directory_name": certificate.issuer})],
-                "serial_number": certificate.serial_number,
-            },
-        }]
-    })
+    return _frozen(
+        tsp.SigningCertificateV2,
+        {
+            "certs": [
+                {
+                    "cert_hash": hashlib.sha256(certificate.dump()).digest(),
+                    "issuer_serial": {
+                        "issuer": [asn1_x509.GeneralName({"directory_name": certificate.issuer})],
+                        "serial_number": certificate.serial_number,
+                    },
+                }
+            ]
+        },
+    )
+
+
+def _frozen(kind: type[core.Asn1Value], value: object) -> core.Asn1Value:
+    """``kind(value)`` encoded once and decoded again.
+
+    asn1crypto treats a value built from Python data as mutated for ever and re-encodes
+    it, and everything inside it, on every dump; a decoded value keeps its DER. Without
+    this, nesting makes each token cost thousands of re-encodings.
+    """
+    return kind.load(kind(value).dump())
 
 
 def _cms_time(moment: datetime) -> cms.Time:

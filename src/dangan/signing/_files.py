@@ -104,9 +104,7 @@ def read_pkcs12(
 ) -> tuple[PrivateKey, x509.Certificate, tuple[x509.Certificate, ...]]:
     """Key, certificate and the other certificates of the PKCS#12 bundle in ``path``."""
     try:
-        key, certificate, others = pkcs12.load_key_and_certificates(
-            path.read_bytes(), passphrase
-        )
+        key, certificate, others = pkcs12.load_key_and_certificates(path.read_bytes(), passphrase)
     except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeySourceError(
             f"cannot open the PKCS#12 file {path.name}: wrong passphrase or damaged file"

@@ -6,18 +6,15 @@ here can be mistaken for a production credential.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from dangan.errors import InvalidRequest
@@ -47,7 +44,7 @@ class Issuer:
 
     name: x509.Name
     """Issuer name written into the certificate."""
-    private_key: PrivateKey
+    private_key: PrivateKey = field(repr=False)
     """Key that signs."""
     key_identifier: bytes
     """The issuer's SKI, repeated as the AKI of what it signs (RFC 5280 §4.2.1.1)."""
@@ -118,20 +115,24 @@ def checked_name(value: str, what: str) -> str:
 
 def ca_name(common_name: str) -> x509.Name:
     """The subject of a development CA; cryptography encodes O, OU and CN as UTF8String."""
-    return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, DEV_ORGANISATION),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, DEV_LABEL),
-        x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} ({DEV_LABEL})"),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, DEV_ORGANISATION),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, DEV_LABEL),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} ({DEV_LABEL})"),
+        ]
+    )
 
 
 def end_entity_name(common_name: str, organisation: str) -> x509.Name:
     """The subject of an end entity: the person or seal (CN) of an organisation (O)."""
-    return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, DEV_LABEL),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, DEV_LABEL),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
 def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:

@@ -118,6 +118,7 @@ class DevPki:
         Raises :class:`DevPkiError` when existing files do not form one chain, when a
         certificate lacks its key, or when the TSA key is not of ``tsa_key_type``.
         """
+        utc(now)  # refuse a naive "now" even when every file already exists
         if not passphrase:
             raise ValueError("the development PKI needs a non-empty passphrase")
         directory = Path(directory)
@@ -130,7 +131,8 @@ class DevPki:
         )
         issuer = Issuer.from_certificate(issuing, issuing_key)
         tsa_key, tsa = store.load_or_make(
-            "tsa", lambda: _make_end_entity(issuer, _tsa_subject(), tsa_key_type, now, crl_url, tsa=True)
+            "tsa",
+            lambda: _make_end_entity(issuer, _tsa_subject(), tsa_key_type, now, crl_url, tsa=True),
         )
         _check_chain([(root, root), (issuing, root), (tsa, issuing)])
         if key_type_of(tsa_key) != tsa_key_type:

@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from asn1crypto import algos, cms, core, tsp
 from cryptography import x509
@@ -64,7 +65,7 @@ class _Rejection(Exception):
 class _TimeStampResp(core.Sequence):
     # RFC 3161 §2.4.2: timeStampToken is OPTIONAL (absent on rejection), which the
     # asn1crypto definition does not allow.
-    _fields = [
+    _fields: ClassVar[list[tuple]] = [
         ("status", tsp.PKIStatusInfo),
         ("time_stamp_token", cms.ContentInfo, {"optional": True}),
     ]
@@ -104,7 +105,7 @@ class TimestampAuthority:
             signer = _cms.Signer.create(
                 certificate=self.certificate, private_key=self.private_key, chain=self.chain
             )
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise TsaConfigurationError(str(exc)) from exc
         object.__setattr__(self, "_signer", signer)
 
@@ -117,6 +118,7 @@ class TimestampAuthority:
         accuracy_ms: int,
         clock: Clock,
         serials: Callable[[], int] = random_tst_serial,
+        include_tsa_name: bool = True,
     ) -> TimestampAuthority:
         """A TSA using a credential of the development PKI (or any with the same shape)."""
         return cls(
@@ -127,6 +129,7 @@ class TimestampAuthority:
             accuracy_ms=accuracy_ms,
             clock=clock,
             serials=serials,
+            include_tsa_name=include_tsa_name,
         )
 
     def respond(self, request_der: bytes) -> bytes:
@@ -147,13 +150,20 @@ class TimestampAuthority:
         status = tsp.PKIStatusInfo({"status": "granted"})
         return _TimeStampResp({"status": status, "time_stamp_token": token}).dump()
 
+    def _serial(self) -> int:
+        serial = self.serials()
+        # §2.4.2: a positive integer unique per token, which requesters read up to 160 bits.
+        if not isinstance(serial, int) or not 0 < serial < 2**160:
+            raise TsaConfigurationError("the serial number source returned an unusable value")
+        return serial
+
     def _tst_info(self, request: tsp.TimeStampReq, gen_time: datetime) -> tsp.TSTInfo:
         """TSTInfo of RFC 3161 §2.4.2; ordering keeps its DEFAULT FALSE and is omitted."""
         fields: dict[str, object] = {
             "version": "v1",
             "policy": self.policy_oid,
             "message_imprint": _der_imprint(request["message_imprint"]),
-            "serial_number": self.serials(),
+            "serial_number": self._serial(),
             "gen_time": gen_time,
             "accuracy": _accuracy(self.accuracy_ms),
         }
@@ -179,10 +189,12 @@ def request_timestamp(
     """
     if hash_algorithm not in SUPPORTED_HASHES:
         raise ValueError(f"unsupported hash algorithm {hash_algorithm!r}")
-    imprint = tsp.MessageImprint({
-        "hash_algorithm": algos.DigestAlgorithm({"algorithm": hash_algorithm}),
-        "hashed_message": hashlib.new(hash_algorithm, data).digest(),
-    })
+    imprint = tsp.MessageImprint(
+        {
+            "hash_algorithm": algos.DigestAlgorithm({"algorithm": hash_algorithm}),
+            "hashed_message": hashlib.new(hash_algorithm, data).digest(),
+        }
+    )
     fields: dict[str, object] = {"version": "v1", "message_imprint": imprint, "cert_req": cert_req}
     if nonce:
         fields["nonce"] = secrets.randbits(64) or 1
@@ -198,8 +210,8 @@ def _parse_request(request_der: bytes) -> tsp.TimeStampReq:
         raise _Rejection("bad_data_format", "The request is too large.")
     try:
         request = tsp.TimeStampReq.load(bytes(request_der), strict=True)
-        request.native  # asn1crypto decodes lazily; this walks every field now
-    except Exception as exc:  # noqa: BLE001
+        _ = request.native  # asn1crypto decodes lazily; this walks every field now
+    except Exception as exc:
         # Untrusted bytes: asn1crypto reports malformed DER with ValueError, TypeError,
         # OverflowError and others. Whatever fails to decode is badDataFormat (§2.4.2).
         raise _Rejection("bad_data_format", "The request is not a DER TimeStampReq.") from exc
@@ -214,9 +226,8 @@ def _check_request(request: tsp.TimeStampReq, policy_oid: str) -> None:
     name = algorithm["algorithm"].native
     if name not in SUPPORTED_HASHES:
         raise _Rejection("bad_alg", "The message imprint hash algorithm is not supported.")
-    # RFC 5754 §2: SHA-2 AlgorithmIdentifier parameters are absent or NULL.
-    if algorithm["parameters"].native is not None:
-        raise _Rejection("bad_alg", "The hash algorithm has unexpected parameters.")
+    # Parameters other than NULL or absent (RFC 5754 §2) already failed to decode: the
+    # asn1crypto definition of DigestAlgorithm allows nothing else for SHA-2.
     if len(request["message_imprint"]["hashed_message"].native) != SUPPORTED_HASHES[name]:
         raise _Rejection("bad_data_format", "The message imprint has the wrong length.")
     requested_policy = request["req_policy"]
@@ -235,21 +246,25 @@ def _der_imprint(imprint: tsp.MessageImprint) -> tsp.MessageImprint:
     """
     algorithm = imprint["hash_algorithm"]
     absent = isinstance(algorithm["parameters"], core.Void)
-    return tsp.MessageImprint({
-        "hash_algorithm": {
-            "algorithm": algorithm["algorithm"].dotted,
-            "parameters": None if absent else core.Null(),
-        },
-        "hashed_message": imprint["hashed_message"].native,
-    })
+    return tsp.MessageImprint(
+        {
+            "hash_algorithm": {
+                "algorithm": algorithm["algorithm"].dotted,
+                "parameters": None if absent else core.Null(),
+            },
+            "hashed_message": imprint["hashed_message"].native,
+        }
+    )
 
 
 def _rejection(rejection: _Rejection) -> bytes:
-    status = tsp.PKIStatusInfo({
-        "status": "rejection",
-        "status_string": [rejection.text],
-        "fail_info": {rejection.fail_info},
-    })
+    status = tsp.PKIStatusInfo(
+        {
+            "status": "rejection",
+            "status_string": [rejection.text],
+            "fail_info": {rejection.fail_info},
+        }
+    )
     return _TimeStampResp({"status": status}).dump()
 
 
