@@ -16,6 +16,7 @@ from dangan.errors import BackendUnavailable
 from dangan.ledger.checkpoints import latest_checkpoint
 from dangan.ledger.keys import create_signing_key
 from dangan.ledger.service import Ledger
+from dangan.signing.service import SigningServices, open_dev_pki
 from dangan.storage import ObjectStore, open_store
 
 
@@ -31,6 +32,8 @@ class Backends:
     """Source of "now"."""
     ledger: Ledger
     """The log's origin and checkpoint signing key."""
+    signing: SigningServices
+    """The development PKI and the built-in time-stamp authority."""
     writer: GroupCommitter
     """The process's single database writer (group commit); each batch it commits ends
     with a signed checkpoint covering it."""
@@ -51,7 +54,12 @@ def open_backends(settings: Settings, *, clock: Clock = system_clock) -> Backend
     ledger = Ledger.from_settings(settings)
     writer = _open_writer(settings, engine, seal=lambda conn: ledger.checkpoint(conn, now=clock()))
     return Backends(
-        engine=engine, store=open_store(settings), clock=clock, ledger=ledger, writer=writer
+        engine=engine,
+        store=open_store(settings),
+        clock=clock,
+        ledger=ledger,
+        signing=SigningServices.from_settings(settings, clock=clock),
+        writer=writer,
     )
 
 
@@ -70,7 +78,8 @@ def _open_writer(
 def initialise(settings: Settings) -> None:
     """Create the data dir and bring the schema up to date; safe to run again (``dangan init``).
 
-    Also makes the ledger's checkpoint signing key when there is none, and removes
+    Also makes the ledger's checkpoint signing key and the development PKI (with its
+    TSA certificate) when there are none, and removes
     temporary upload files a crash may have left: they were never acknowledged, so
     nothing refers to them.
     """
@@ -91,6 +100,7 @@ def initialise(settings: Settings) -> None:
             create_signing_key(key_file, name=settings.ledger_origin)
     finally:
         engine.dispose()
+    open_dev_pki(settings, now=system_clock(), create=True)
     backends = open_backends(settings)
     try:
         backends.store.cleanup_temp()

@@ -48,6 +48,20 @@ class Settings(BaseSettings):
     ledger_key_file: Path | None = None
     """Ed25519 checkpoint signing key (PKCS#8 PEM); default ``<data_dir>/keys/ledger.key``,
     created by ``dangan init`` when missing."""
+    public_url: str | None = None
+    """Base URL others reach this service at (CRL distribution points in the development
+    PKI's certificates); default ``http://<host>:<port>``."""
+    pki_dir: Path | None = None
+    """Development PKI (made by ``dangan init``); default ``<data_dir>/pki``. Every
+    certificate in it says DEVELOPMENT — NOT TRUSTED."""
+    pki_passphrase_file: Path | None = None
+    """File holding the passphrase of the PKI's key files and PKCS#12 bundles; default
+    ``<data_dir>/keys/pki-passphrase``, made (random, mode 0600) by ``dangan init``."""
+    tsa_policy_oid: str = "2.25.295142093318410357145786412932547420417"
+    """Policy OID of the built-in RFC 3161 time-stamp authority (a UUID-based OID under
+    2.25 (ITU-T X.667) for development; set your TSA policy in production)."""
+    tsa_accuracy_ms: int = Field(default=1000, ge=1)
+    """Accuracy the built-in TSA states in its tokens (RFC 3161 §2.4.2)."""
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     """Largest accepted upload in bytes (413 beyond it)."""
     allowed_media_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MEDIA_TYPES
@@ -73,6 +87,21 @@ class Settings(BaseSettings):
     def effective_ledger_key_file(self) -> Path:
         """Where the checkpoint signing key lives."""
         return self.ledger_key_file or self.data_dir / "keys" / "ledger.key"
+
+    @property
+    def effective_public_url(self) -> str:
+        """The service's base URL, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def effective_pki_dir(self) -> Path:
+        """Where the development PKI lives."""
+        return self.pki_dir or self.data_dir / "pki"
+
+    @property
+    def effective_pki_passphrase_file(self) -> Path:
+        """Where the development PKI's passphrase lives."""
+        return self.pki_passphrase_file or self.data_dir / "keys" / "pki-passphrase"
 
     @property
     def effective_database_url(self) -> str:

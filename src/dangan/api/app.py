@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import dangan
-from dangan.api import documents, ledger, ops
+from dangan.api import documents, ledger, ops, pki
 from dangan.api.deps import AppContext
 from dangan.api.observability import Metrics, RequestContextMiddleware
 from dangan.api.problems import install_problem_handlers
@@ -37,6 +37,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     app.include_router(ops.router)
     app.include_router(documents.router)
     app.include_router(ledger.router)
+    app.include_router(pki.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 

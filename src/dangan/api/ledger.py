@@ -11,15 +11,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from dangan.api.deps import AppContext, context, require_scope
 from dangan.clients import Client
 from dangan.errors import InvalidRequest, NotFound
-from dangan.ledger.checkpoints import StoredCheckpoint, latest_checkpoint
+from dangan.ledger.checkpoints import StoredCheckpoint, checkpoint_timestamp, latest_checkpoint
 from dangan.ledger.log import find_seq, get_entry, read_head
 from dangan.ledger.merkle import leaf_hash
 from dangan.ledger.tree import consistency_proof_at, inclusion_proof_at
+from dangan.signing.tsa import request_timestamp
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 _Reader = Annotated[Client, Depends(require_scope("ledger:read"))]
@@ -49,6 +51,31 @@ async def checkpoint(ctx: _Ctx) -> PlainTextResponse:
             backends.writer.submit(lambda conn: backends.ledger.checkpoint(conn, now=backends.clock()))
         )
     return PlainTextResponse(latest.note, headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/checkpoint/timestamp",
+    summary="RFC 3161 time-stamp response over the latest checkpoint's signed note",
+    response_class=Response,
+    responses={200: {"content": {"application/timestamp-reply": {}}}},
+)
+async def checkpoint_timestamp_route(ctx: _Ctx) -> Response:
+    backends = ctx.backends
+
+    def stamp(note: bytes) -> bytes:
+        return backends.signing.tsa.respond(request_timestamp(note, nonce=False))
+
+    def job(conn: Connection) -> tuple[int, bytes]:
+        latest = backends.ledger.checkpoint(conn, now=backends.clock())
+        reply = checkpoint_timestamp(conn, latest, stamp=stamp, now=backends.clock())
+        return latest.size, reply
+
+    size, reply = await asyncio.wrap_future(backends.writer.submit(job))
+    return Response(
+        reply,
+        media_type="application/timestamp-reply",
+        headers={"X-Checkpoint-Size": str(size), "Cache-Control": "no-cache"},
+    )
 
 
 @router.get(

@@ -136,3 +136,12 @@ idempotency_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("client_id", "key"),
 )
+
+# RFC 3161 time-stamp responses over checkpoint notes, made on request and kept.
+checkpoint_timestamps = Table(
+    "checkpoint_timestamps",
+    metadata,
+    Column("size", BigInteger, ForeignKey("checkpoints.size"), primary_key=True, autoincrement=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -8,14 +8,14 @@ than hand out two views of history.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from dangan.db.tables import checkpoints
+from dangan.db.tables import checkpoint_timestamps, checkpoints
 from dangan.errors import IntegrityError
 from dangan.ledger.checkpoint import Checkpoint, sign_checkpoint
 from dangan.ledger.log import read_head
@@ -102,3 +102,24 @@ def ensure_checkpoint(
 def _stored(row: Any) -> StoredCheckpoint:
     created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return StoredCheckpoint(size=row.size, root=bytes(row.root), note=row.note, created_at=created)
+
+
+def checkpoint_timestamp(
+    conn: Connection, checkpoint: StoredCheckpoint, *, stamp: Callable[[bytes], bytes], now: datetime
+) -> bytes:
+    """The RFC 3161 time-stamp response over ``checkpoint``'s signed note, made once and kept.
+
+    ``stamp`` turns the note's UTF-8 bytes into a DER TimeStampResp (dangan's own TSA or
+    an external one). The token proves the checkpoint existed at its genTime.
+    """
+    row = conn.execute(
+        select(checkpoint_timestamps.c.response).where(checkpoint_timestamps.c.size == checkpoint.size)
+    ).one_or_none()
+    if row is not None:
+        return bytes(row.response)
+    response = stamp(checkpoint.note.encode("utf-8"))
+    conn.execute(
+        checkpoint_timestamps.insert(),
+        {"size": checkpoint.size, "response": response, "created_at": now},
+    )
+    return response
