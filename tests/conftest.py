@@ -57,10 +57,26 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def shared_pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One development PKI for the in-process tests (making one costs a key generation)."""
+    root = tmp_path_factory.mktemp("pki")
+    pki_dir, passphrase_file = root / "pki", root / "pki-passphrase"
+    from dangan.signing.service import open_dev_pki
+
+    open_dev_pki(
+        Settings(data_dir=root, pki_dir=pki_dir, pki_passphrase_file=passphrase_file),
+        now=datetime.now(UTC),
+        create=True,
+    )
+    return pki_dir, passphrase_file
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Embedded defaults in a temp data dir."""
-    return Settings(data_dir=tmp_path / "data")
+def settings(tmp_path: Path, shared_pki: tuple[Path, Path]) -> Settings:
+    """Embedded defaults in a temp data dir (sharing the run's development PKI)."""
+    pki_dir, passphrase_file = shared_pki
+    return Settings(data_dir=tmp_path / "data", pki_dir=pki_dir, pki_passphrase_file=passphrase_file)
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ META = json.dumps({"title": "t", "kind": "application", "organisation": "test-or
 
 
 @pytest.fixture
-def small(tmp_path: Path) -> Iterator[tuple[TestClient, Backends, dict]]:
-    settings = Settings(data_dir=tmp_path / "data", max_upload_bytes=LIMIT)
+def small(settings: Settings) -> Iterator[tuple[TestClient, Backends, dict]]:
+    settings = settings.model_copy(update={"max_upload_bytes": LIMIT})
     initialise(settings)
     backends = open_backends(settings)
     auth = {"Authorization": f"Bearer {make_client(backends).api_key}"}
