@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from dangan.signing.pki import DevPki, IssuedCredential
+from tests.support.softhsm import SealKeys, put_seal_keys, softhsm, softhsm_missing
 
 PASSPHRASE = b"dev passphrase \xe5\xaf\x86"
 CRL_URL = "http://127.0.0.1:8080/pki/issuing.crl"
@@ -88,3 +89,25 @@ def ecdsa_tsa(pki: DevPki, now: datetime) -> IssuedCredential:
 def tsa_credentials(pki: DevPki, ecdsa_tsa: IssuedCredential) -> dict[str, IssuedCredential]:
     """The TSA credentials by key type."""
     return {"rsa2048": pki.tsa, "p256": ecdsa_tsa}
+
+
+@pytest.fixture(scope="session")
+def softhsm_seal_keys(
+    tmp_path_factory: pytest.TempPathFactory, pki: DevPki, now: datetime
+) -> Iterator[SealKeys]:
+    """RSA-2048 and ECDSA P-256 seal keys of the development PKI on SoftHSM2 tokens.
+
+    Every SoftHSM2 token of the run is made here, before anything opens the module:
+    SoftHSM2 reads its token directory once per process.
+    """
+    reason = softhsm_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    credentials = {
+        key_type: pki.issue_seal_certificate(
+            organisation="北京市数据局 HSM", key_type=key_type, now=now
+        )
+        for key_type in ("rsa2048", "p256")
+    }
+    with softhsm(tmp_path_factory.mktemp("softhsm")) as hsm:
+        yield put_seal_keys(hsm, credentials)
