@@ -105,7 +105,12 @@ class LoadedKeySigner(Signer):
     pyHanko's ``SimpleSigner`` keeps the key as asn1crypto ``PrivateKeyInfo`` and loads it
     into ``cryptography`` again for every signature (tens of milliseconds for RSA-2048,
     over a hundred times the signature itself); this one parses the key once. Build it with
-    :meth:`create` or :meth:`from_credential`; it is safe to share between threads.
+    :meth:`create`, :meth:`from_credential` or :meth:`from_pkcs12`; it is safe to share
+    between threads.
+
+    ``embed_roots`` (default False) also puts self-signed CA certificates into signatures:
+    a verifier takes trust anchors from its own configuration, never from the document,
+    so leaving the root out only makes signatures smaller and quicker to validate.
     """
 
     def __init__(
@@ -114,7 +119,7 @@ class LoadedKeySigner(Signer):
         certificate: x509.Certificate,
         private_key: PrivateKey,
         chain: Iterable[x509.Certificate] = (),
-        embed_roots: bool = True,
+        embed_roots: bool = False,
     ) -> None:
         mechanism = signature_mechanism(certificate)
         if certificate.public_key() != private_key.public_key():
@@ -141,7 +146,7 @@ class LoadedKeySigner(Signer):
         certificate: x509.Certificate,
         private_key: PrivateKey,
         chain: Iterable[x509.Certificate] = (),
-        embed_roots: bool = True,
+        embed_roots: bool = False,
     ) -> LoadedKeySigner:
         """A signer for ``certificate``; ``chain`` lists the CA certificates above it.
 
@@ -154,7 +159,7 @@ class LoadedKeySigner(Signer):
 
     @classmethod
     def from_credential(
-        cls, credential: IssuedCredential, *, embed_roots: bool = True
+        cls, credential: IssuedCredential, *, embed_roots: bool = False
     ) -> LoadedKeySigner:
         """A signer for a credential of the development PKI (or one of the same shape)."""
         return cls.create(
@@ -162,6 +167,16 @@ class LoadedKeySigner(Signer):
             private_key=credential.private_key,
             chain=credential.chain,
             embed_roots=embed_roots,
+        )
+
+    @classmethod
+    def from_pkcs12(
+        cls, path: Path, passphrase: bytes, *, embed_roots: bool = False
+    ) -> LoadedKeySigner:
+        """A signer for the key, certificate and chain of a PKCS#12 file (RFC 7292)."""
+        private_key, certificate, chain = load_pkcs12(path, passphrase)
+        return cls.create(
+            certificate=certificate, private_key=private_key, chain=chain, embed_roots=embed_roots
         )
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
