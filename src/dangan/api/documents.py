@@ -17,14 +17,15 @@ from dangan.clients import Client
 from dangan.documents import (
     DocumentMetadata,
     IngestRequest,
+    admit_upload,
     find_replay,
     request_fingerprint,
     get_document,
     get_version,
     list_documents,
-    sniff_media_type,
+
 )
-from dangan.errors import Forbidden, IntegrityError, InvalidRequest, NotFound, UnsupportedMediaType
+from dangan.errors import IntegrityError, InvalidRequest, NotFound
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -96,17 +97,13 @@ async def upload_document(
     )
     try:
         meta = DocumentMetadataIn.parse(upload.metadata)
-        if meta.organisation != client.organisation:
-            raise Forbidden(
-                f"this API key acts for {client.organisation!r} and cannot file documents "
-                f"for {meta.organisation!r}"
-            )
-        media_type = sniff_media_type(upload.head, complete=upload.writer.size <= len(upload.head))
-        if media_type is None or media_type not in settings.allowed_media_types:
-            raise UnsupportedMediaType(
-                f"content recognised as {media_type or 'unknown'}; accepted: "
-                + ", ".join(settings.allowed_media_types)
-            )
+        media_type = admit_upload(
+            client=client,
+            meta=meta,
+            head=upload.head,
+            size=upload.writer.size,
+            allowed_media_types=settings.allowed_media_types,
+        )
         if key is not None:
             # A key reused for other content is refused before the content is stored.
             await run_in_threadpool(_check_key_unused_for_other, ctx, client, key, meta, upload)

@@ -28,7 +28,8 @@ from dangan.clients import Client
 from dangan.clock import Clock
 from dangan.db.tables import document_versions, documents, idempotency_keys, objects
 from dangan.documents.service import DocumentMetadata
-from dangan.errors import IdempotencyConflict
+from dangan.documents.sniff import sniff_media_type
+from dangan.errors import Forbidden, IdempotencyConflict, UnsupportedMediaType
 from dangan.ids import new_id
 from dangan.ledger.checkpoints import StoredCheckpoint
 from dangan.ledger.log import LedgerEntry, NewEvent, append_events, format_time
@@ -168,6 +169,31 @@ def build_receipt(
         "created_at": format_time(entry.created_at),  # as the ledger entry has it
         "ledger": {"seq": entry.seq, "leaf_hash": entry.leaf_hash.hex()},
     }
+
+
+def admit_upload(
+    *,
+    client: Client,
+    meta: DocumentMetadata,
+    head: bytes,
+    size: int,
+    allowed_media_types: Sequence[str],
+) -> str:
+    """The upload's media type, once it may be filed: :class:`Forbidden` when the key acts
+    for another organisation, :class:`UnsupportedMediaType` when the content (sniffed from
+    its first bytes, never from what the client claims) is not accepted."""
+    if meta.organisation != client.organisation:
+        raise Forbidden(
+            f"this API key acts for {client.organisation!r} and cannot file documents "
+            f"for {meta.organisation!r}"
+        )
+    media_type = sniff_media_type(head, complete=size <= len(head))
+    if media_type is None or media_type not in allowed_media_types:
+        raise UnsupportedMediaType(
+            f"content recognised as {media_type or 'unknown'}; accepted: "
+            + ", ".join(allowed_media_types)
+        )
+    return media_type
 
 
 @dataclass(frozen=True)
