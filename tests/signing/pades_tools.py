@@ -275,3 +275,30 @@ def statuses(pdf: bytes, context: ValidationContext) -> list[PdfSignatureStatus]
 def nss_dir(work: Path) -> Path | None:
     """The NSS database of ``work``, if certutil could make one."""
     return work / "nss" if (work / "nss").exists() else None
+
+
+# --- signature validation (dangan.signing.validation) ------------------------------------
+
+
+def validation_report(validator, pdf: bytes, *, roots, crls=(), **options):
+    """``validator.validate`` (a PdfValidator) run to completion at the current time."""
+    return asyncio.run(
+        validator.validate(pdf, trust_roots=roots, now=datetime.now(UTC), crls=crls, **options)
+    )
+
+
+def set_byte_range(pdf: bytes, values: tuple[int, int, int, int], *, which: int = 0) -> bytes:
+    """``pdf`` with the ``which``-th /ByteRange array rewritten in place (same width)."""
+    match = list(re.finditer(rb"/ByteRange\s*\[[^\]]*\]", pdf))[which]
+    text = b"/ByteRange [%d %d %d %d]" % values
+    width = match.end() - match.start()
+    assert len(text) <= width, "the new /ByteRange does not fit"
+    text = text[:-1] + b" " * (width - len(text)) + b"]"
+    return pdf[: match.start()] + text + pdf[match.end() :]
+
+
+def byte_range(pdf: bytes, *, which: int = 0) -> tuple[int, int, int, int]:
+    """The ``which``-th /ByteRange of ``pdf``."""
+    match = list(_BYTE_RANGE.finditer(pdf))[which]
+    a, b, c, d = (int(x) for x in match.groups())
+    return a, b, c, d
