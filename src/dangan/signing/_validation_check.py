@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import io
 import re
-import zlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +29,7 @@ from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko_certvalidator import ValidationContext
 
+from dangan.signing._pdf_errors import PDF_STRUCTURE_ERRORS
 from dangan.signing._validation_levels import DocumentFacts, read_facts
 from dangan.signing._validation_map import from_ades
 from dangan.signing._validation_report import (
@@ -42,19 +42,10 @@ from dangan.signing._validation_summary import document_report, signature_report
 
 #: What pyHanko and the libraries under it raise on broken input (as in ``pades``).
 MALFORMED = (
-    PdfError,
+    *PDF_STRUCTURE_ERRORS,
     SigningError,
     UnacceptableSignerError,
-    ValueError,
-    LookupError,
-    TypeError,
-    AttributeError,
-    ArithmeticError,
-    AssertionError,
-    NotImplementedError,
-    RecursionError,
     MemoryError,
-    zlib.error,
 )
 _HEX = re.compile(rb"[0-9A-Fa-f]*")
 

@@ -23,14 +23,12 @@ Errors, below :class:`~dangan.signing.errors.SigningError`:
 from __future__ import annotations
 
 import io
-import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.layout import LayoutError
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter, enumerate_sig_fields
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_cms import Signer
@@ -40,6 +38,7 @@ from pyhanko.stamp import BaseStampStyle
 from pyhanko_certvalidator import ValidationContext
 
 from dangan.signing._appearance import DEFAULT_CJK_FONT, AppearanceError, stamp_style
+from dangan.signing._pdf_errors import PDF_STRUCTURE_ERRORS
 from dangan.signing.keys import DIGEST_ALGORITHM, LoadedKeySigner
 from dangan.signing._timestamper import InProcessTimeStamper, http_timestamper
 from dangan.signing.errors import SigningError
@@ -66,20 +65,7 @@ Box = tuple[float, float, float, float]
 
 #: Bytes reserved beyond the dry-run CMS when the sizes are known (see _SigningSession).
 _CMS_SIZE_MARGIN = 128
-#: What pyHanko raises, besides PdfError, when a PDF's structure is broken (found by
-#: fuzzing): a damaged PDF is the client's problem, never a 500 (DESIGN.md invariant 6).
-_MALFORMED = (
-    PdfError,
-    ValueError,
-    LookupError,
-    TypeError,
-    AttributeError,
-    ArithmeticError,
-    AssertionError,
-    NotImplementedError,
-    RecursionError,
-    zlib.error,
-)
+_MALFORMED = PDF_STRUCTURE_ERRORS
 _DOCMDP = {
     "no_changes": MDPPerm.NO_CHANGES,
     "fill_forms": MDPPerm.FILL_FORMS,
