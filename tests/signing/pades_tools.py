@@ -302,3 +302,14 @@ def byte_range(pdf: bytes, *, which: int = 0) -> tuple[int, int, int, int]:
     match = list(_BYTE_RANGE.finditer(pdf))[which]
     a, b, c, d = (int(x) for x in match.groups())
     return a, b, c, d
+
+
+def level_options(level: str, timestamper, make_context) -> dict[str, object]:
+    """The ``sign_pdf`` keywords a PAdES level needs: a timestamper from B-T, a
+    validation context for B-LT and B-LTA."""
+    options: dict[str, object] = {"level": level}
+    if level != "B-B":
+        options["timestamper"] = timestamper
+    if level in ("B-LT", "B-LTA"):
+        options["validation_context"] = make_context()
+    return options

@@ -25,6 +25,7 @@ from dangan.signing.pki import DevPki
 from dangan.signing.tsa import TimestampAuthority
 from tests.signing.conftest import PASSPHRASE, needs_openssl
 from tests.signing.pades_tools import (
+    level_options,
     KEY_TYPES,
     LEVELS,
     PDFSIG,
@@ -44,15 +45,6 @@ from tests.signing.pades_tools import (
 pytest_plugins = ["tests.signing.pades_fixtures"]
 
 
-def _level_options(level: str, timestamper, make_context) -> dict[str, object]:
-    options: dict[str, object] = {"level": level}
-    if level != "B-B":
-        options["timestamper"] = timestamper
-    if level in ("B-LT", "B-LTA"):
-        options["validation_context"] = make_context()
-    return options
-
-
 # --- every level, both key types, checked by openssl, pdfsig and pyHanko ----------------
 
 
@@ -65,7 +57,7 @@ def signed_by_level(signers, timestamper, make_context, blank_pdf) -> dict[tuple
             signer=signers[kind],
             reason="审批通过",
             location="北京",
-            **_level_options(level, timestamper, make_context),
+            **level_options(level, timestamper, make_context),
         )
         for kind in KEY_TYPES
         for level in LEVELS

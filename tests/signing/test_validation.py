@@ -23,7 +23,13 @@ from dangan.signing.validation import (
     validate_pdf,
 )
 from tests.signing.conftest import PASSPHRASE
-from tests.signing.pades_tools import LEVELS, one_page_pdf, sign, validation_report
+from tests.signing.pades_tools import (
+    LEVELS,
+    level_options,
+    one_page_pdf,
+    sign,
+    validation_report,
+)
 
 pytest_plugins = ["tests.signing.pades_fixtures"]
 
@@ -32,15 +38,6 @@ pytest_plugins = ["tests.signing.pades_fixtures"]
 def validator() -> Iterator[PdfValidator]:
     with PdfValidator(workers=2) as pool:
         yield pool
-
-
-def _level_options(level: str, timestamper, make_context) -> dict[str, object]:
-    options: dict[str, object] = {"level": level}
-    if level != "B-B":
-        options["timestamper"] = timestamper
-    if level in ("B-LT", "B-LTA"):
-        options["validation_context"] = make_context()
-    return options
 
 
 def _assert_verdict(report: DocumentReport, indication: Indication, sub: SubIndication | None):
@@ -56,7 +53,7 @@ def test_each_pades_level_passes_with_the_dev_root(
     validator, pki: DevPki, signers, timestamper, make_context, blank_pdf, kind, level
 ) -> None:
     signed = sign(
-        blank_pdf, signer=signers[kind], **_level_options(level, timestamper, make_context)
+        blank_pdf, signer=signers[kind], **level_options(level, timestamper, make_context)
     )
     report = validation_report(validator, signed, roots=[pki.root])
     _assert_verdict(report, Indication.TOTAL_PASSED, None)
