@@ -6,7 +6,6 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from dangan.api.deps import AUTH_CACHE_SECONDS
 from tests.support.server import dangan_cli, running_server

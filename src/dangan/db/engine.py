@@ -12,6 +12,7 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from contextlib import contextmanager
 from typing import Any
 
@@ -142,6 +143,14 @@ def sync_wal(engine: Engine) -> None:
         finally:
             os.close(fd)
         return
+
+
+def stored_time(moment: datetime) -> datetime:
+    """A timestamp read back from the database, as an aware UTC datetime.
+
+    Values are always written timezone-aware in UTC; SQLite hands them back naive.
+    """
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from dangan.db.engine import stored_time
 from dangan.db.tables import document_versions, documents
 from dangan.errors import InvalidRequest, NotFound
 
@@ -138,17 +139,13 @@ def _decode_cursor(cursor: str) -> str:
     return raw
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _version(row: Any) -> DocumentVersion:
     return DocumentVersion(
         version=row.version,
         sha256=row.sha256,
         size=row.size,
         media_type=row.media_type,
-        created_at=_aware(row.created_at),
+        created_at=stored_time(row.created_at),
         ledger_seq=row.ledger_seq,
     )
 
@@ -164,6 +161,6 @@ def _document(row: Any, versions: tuple[DocumentVersion, ...]) -> Document:
             case_ref=row.case_ref,
         ),
         created_by=row.created_by,
-        created_at=_aware(row.created_at),
+        created_at=stored_time(row.created_at),
         versions=versions,
     )

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from dangan.db.engine import stored_time
 from dangan.db.tables import checkpoint_timestamps, checkpoints
 from dangan.errors import IntegrityError
 from dangan.ledger.checkpoint import Checkpoint, sign_checkpoint
@@ -100,8 +101,9 @@ def ensure_checkpoint(
 
 
 def _stored(row: Any) -> StoredCheckpoint:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-    return StoredCheckpoint(size=row.size, root=bytes(row.root), note=row.note, created_at=created)
+    return StoredCheckpoint(
+        size=row.size, root=bytes(row.root), note=row.note, created_at=stored_time(row.created_at)
+    )
 
 
 def checkpoint_timestamp(

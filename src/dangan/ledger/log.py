@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from dangan.db.engine import stored_time
 from dangan.db.tables import ledger_entries, ledger_head
 from dangan.errors import IntegrityError, NotFound
 from dangan.ledger import tree
@@ -273,9 +274,7 @@ def rfc8785_loads(body: bytes) -> dict[str, Any]:
 
 
 def _entry(row: Any) -> LedgerEntry:
-    created = row.created_at
-    if created.tzinfo is None:  # SQLite hands back naive datetimes
-        created = created.replace(tzinfo=UTC)
+    created = stored_time(row.created_at)
     return LedgerEntry(
         seq=row.seq,
         kind=row.kind,
