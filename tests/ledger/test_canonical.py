@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dangan.ledger import _canonical
 from dangan.ledger._canonical import canonical_json
-from dangan.ledger.log import encode_event
+from dangan.ledger.log import encode_event, format_time
 
 # Characters where JSON encoders differ: controls (escaped as \b \f \n \r \t or \u00xx),
 # quote and backslash, DEL, Latin-1, the JavaScript line separators, BMP characters above
@@ -127,3 +127,17 @@ def test_plain_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> Non
 )
 def test_values_outside_the_fast_path_fall_back(value: Any) -> None:
     assert outcome(canonical_json, value) == outcome(rfc8785.dumps, value)
+
+
+@settings(max_examples=300)
+@given(st.datetimes(timezones=st.sampled_from([UTC, None]) | st.timezones()))
+def test_event_time_has_the_strftime_digits(moment: datetime) -> None:
+    """format_time spells the digits itself; they are those strftime gave (any year)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        return  # outside datetime's range once shifted to UTC
+    expected = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    assert format_time(moment) == expected

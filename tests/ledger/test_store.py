@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from dangan.db import create_db_engine, upgrade, write_transaction
-from dangan.db.tables import checkpoints, ledger_entries, ledger_head, ledger_nodes
+from dangan.db.tables import checkpoints, ledger_entries, ledger_head, ledger_tree
 from dangan.errors import IntegrityError
-from dangan.ledger import merkle, tree
+from dangan.ledger import _tree, merkle, tree
 from dangan.ledger.checkpoint import open_checkpoint
 from dangan.ledger.checkpoints import ensure_checkpoint, latest_checkpoint
 from dangan.ledger.log import NewEvent, append_event, append_events, iter_entries, read_head
@@ -87,7 +87,8 @@ def test_checkpoints_verify_and_are_never_forked(engine: Engine, signer: NoteSig
     frontier: dict[int, bytes] = {}
     nodes = [n for i, leaf in enumerate(leaves) for n in tree.push(frontier, i, leaf)]
     with write_transaction(engine) as conn:
-        conn.execute(ledger_nodes.delete())
+        conn.execute(update(ledger_entries).where(ledger_entries.c.seq == 1).values(leaf_hash=leaves[1]))
+        conn.execute(ledger_tree.delete())
         tree.store_nodes(conn, nodes)
         conn.execute(update(ledger_head).values(frontier=tree.pack_frontier(frontier, len(leaves))))
     with write_transaction(engine) as conn, pytest.raises(IntegrityError, match="refusing to sign"):
@@ -103,7 +104,7 @@ def test_checkpoints_verify_and_are_never_forked(engine: Engine, signer: NoteSig
         ("entries", "leaf_hash", 3),
         ("entries", "prev_hash", 3),
         ("nodes", "hash", (1, 1)),
-        ("nodes", "hash", (0, 2)),
+        ("nodes", "hash", (2, 0)),
         ("head", "frontier", None),
         ("checkpoints", "root", 4),
         ("checkpoints", "note", 4),
@@ -117,12 +118,12 @@ def test_verify_ledger_names_every_tampered_row(engine, signer, table, column, w
     verifier = NoteVerifier.parse(signer.verifier_key())
     with engine.connect() as conn:
         assert verify_ledger(conn, verifier=verifier) == 6
-    tables = {"entries": (ledger_entries, "seq"), "nodes": (ledger_nodes, None),
+    tables = {"entries": (ledger_entries, "seq"), "nodes": (ledger_tree, None),
               "head": (ledger_head, "id"), "checkpoints": (checkpoints, "size")}
     target, key = tables[table]
     with write_transaction(engine) as conn:
         if table == "nodes":
-            cond = (target.c.level == where[0]) & (target.c.idx == where[1])
+            cond = target.c.pos == _tree.node_position(*where)
         else:
             cond = target.c[key] == (1 if table == "head" else where)
         value = conn.execute(select(target.c[column]).where(cond)).scalar_one()

@@ -27,7 +27,7 @@ def test_proof_queries_search_the_node_table_by_primary_key(tmp_path: Path) -> N
     reads: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT") and "ledger_nodes" in statement:
+        if statement.lstrip().startswith("SELECT") and "ledger_tree" in statement:
             reads.append((statement, parameters))
 
     with engine.connect() as conn:

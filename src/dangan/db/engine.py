@@ -3,7 +3,9 @@
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so that a
 committed transaction survives power loss, with foreign keys enforced. Write transactions
 start with ``BEGIN IMMEDIATE`` so that two writers never both read the ledger head and then
-fail to upgrade their locks. PostgreSQL is reached through psycopg 3.
+fail to upgrade their locks; since SQLite runs one writer at a time anyway, a process's
+writers queue on one lock and take turns on one connection kept for them. PostgreSQL is
+reached through psycopg 3.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -67,43 +70,51 @@ def _sqlite_engine(url: str, *, synchronous: str, **kwargs: Any) -> Engine:
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_WRITE, False)
         # Straight to the driver: this runs for every transaction.
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
+    path = engine.url.database
+    if path and path != ":memory:":
+        writer = _Writer(engine, path)
+        # The engine owns its writer (through this listener); _WRITERS only finds it, so
+        # that an engine nobody uses any more is collected with its writer's connection.
+        event.listen(engine, "engine_disposed", writer.release)
+        _WRITERS[engine] = weakref.ref(writer)
     return engine
 
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: committed on success, rolled back on any error."""
-    with _writer_lock(engine), engine.connect() as conn:
-        conn = conn.execution_options(**{_WRITE: True})
-        with conn.begin():
-            yield conn
-
-
-@contextmanager
-def _writer_lock(engine: Engine) -> Iterator[None]:
-    """Queue SQLite writers of all processes on a kernel lock (``flock``).
-
-    SQLite's own busy handler polls with sleeps of up to 100 ms, so writers from several
-    worker processes would wait far longer than the lock is held; ``flock`` wakes the
-    next writer as soon as the previous one is done. Other databases need nothing.
-    """
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not path or path == ":memory:":
-        yield
+    found = _WRITERS.get(engine)
+    writer = found() if found is not None else None
+    if writer is None:
+        with engine.connect() as conn:
+            conn = conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
         return
-    lock = _lock_for(path)
+    lock = writer.lock
     with lock.threads:  # flock does not exclude threads sharing one open file
         fcntl.flock(lock.fd, fcntl.LOCK_EX)
         try:
-            yield
+            conn = writer.connection()
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                writer.check(conn)
         finally:
             fcntl.flock(lock.fd, fcntl.LOCK_UN)
 
 
 class _WriterLock:
-    """The lock file of one SQLite database, opened once per process."""
+    """Queues the writers of one SQLite database: a kernel lock (``flock``) for processes,
+    a mutex for the threads of this one. Opened once per process.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, so writers from several
+    worker processes would wait far longer than the lock is held; ``flock`` wakes the
+    next writer as soon as the previous one is done.
+    """
 
     def __init__(self, path: str) -> None:
         self.fd = os.open(f"{path}.writer-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -121,6 +132,58 @@ def _lock_for(path: str) -> _WriterLock:
         if lock is None:
             lock = _LOCKS[path] = _WriterLock(path)
         return lock
+
+
+class _Writer:
+    """The connection one SQLite engine's write transactions take turns on, under its lock.
+
+    Checking a connection out of the pool, and SQLAlchemy's set-up of a new ``Connection``,
+    cost more than a small durable write itself; writers are serialised by the lock, so
+    one connection, kept out of the pool (detached: the pool neither counts nor resets
+    it), serves them all. It is closed when the engine is disposed, and replaced if an
+    error left it invalid or closed.
+    """
+
+    def __init__(self, engine: Engine, path: str) -> None:
+        self._engine = weakref.ref(engine)
+        self._path = path
+        self._lock: _WriterLock | None = None
+        self._conn: Connection | None = None
+
+    @property
+    def lock(self) -> _WriterLock:
+        """The database's writer lock, opened on the first write (readers need no file)."""
+        if self._lock is None:
+            self._lock = _lock_for(self._path)
+        return self._lock
+
+    def connection(self) -> Connection:
+        """The kept connection (made on first use); call with the lock held."""
+        if self._conn is None:
+            engine = self._engine()
+            assert engine is not None, "the engine was collected"
+            conn = engine.connect()
+            conn.detach()
+            self._conn = conn.execution_options(**{_WRITE: True})
+        return self._conn
+
+    def check(self, conn: Connection) -> None:
+        """After a transaction on ``conn``: give it up if it was released meanwhile or the
+        transaction left it unusable."""
+        if conn is not self._conn or conn.closed or conn.invalidated:
+            if conn is self._conn:
+                self._conn = None
+            conn.close()
+
+    def release(self, _engine: Engine | None = None) -> None:
+        """Give up the kept connection (on ``Engine.dispose``); like the pool, leave one
+        that is in a transaction to its writer, who closes it when done."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.in_transaction():
+            conn.close()
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, weakref.ref[_Writer]] = weakref.WeakKeyDictionary()
 
 
 def sync_wal(engine: Engine) -> None:

@@ -12,7 +12,6 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
-    SmallInteger,
     String,
     Table,
     Text,
@@ -105,15 +104,21 @@ ledger_head = Table(
     Column("frontier", LargeBinary, nullable=False),
 )
 
-# Every perfect subtree of the RFC 9162 tree: (level, idx) covers leaves
-# [idx·2^level, (idx+1)·2^level). Level 0 holds the leaf hashes.
-ledger_nodes = Table(
-    "ledger_nodes",
+# Every perfect subtree of the RFC 9162 tree above the leaves (whose hashes are
+# ledger_entries.leaf_hash), keyed by its post-order position: the order in which appends
+# complete them (dangan.ledger._tree.node_position). The nodes one append completes are
+# neighbours, so a durable append touches one page of this table, not one per level.
+# INTEGER on SQLite makes the key the rowid: one B-tree, no separate index.
+ledger_tree = Table(
+    "ledger_tree",
     metadata,
-    Column("level", SmallInteger, nullable=False, autoincrement=False),
-    Column("idx", BigInteger, nullable=False, autoincrement=False),
+    Column(
+        "pos",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     Column("hash", LargeBinary(32), nullable=False),
-    PrimaryKeyConstraint("level", "idx"),
 )
 
 # Signed checkpoints (C2SP tlog-checkpoint notes), one per tree size, kept forever.
@@ -145,3 +150,4 @@ checkpoint_timestamps = Table(
     Column("response", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+

@@ -14,6 +14,10 @@ node (it leaves the right edge once), so it costs at most about 2·log2(n) reads
 
 ``get(level, index)`` must return the stored hash of a perfect node; nothing here asks
 for a node that is not complete in the tree size it was given.
+
+A store keeps the nodes above the leaves at :func:`node_position`: numbered in the order
+appends complete them (a post-order walk), the nodes that one append completes are
+consecutive, so they land side by side however many levels they span.
 """
 
 from __future__ import annotations
@@ -143,6 +147,20 @@ def append_nodes(size: int, leaf: bytes, get: GetNode) -> list[tuple[int, int, b
         level, index = level + 1, index >> 1
         created.append((level, index, digest))
     return created
+
+
+def node_position(level: int, index: int) -> int:
+    """The post-order position of perfect node ``(level, index)``, ``level >= 1``.
+
+    The node is completed by appending leaf ``m = (index + 1)·2^level - 1``. Appending
+    leaf ``i`` completes one node per trailing 1-bit of ``i``, so leaves ``0 … m-1``
+    complete ``m - popcount(m)`` nodes before it, and leaf ``m`` completes levels
+    ``1 … level`` in that order.
+    """
+    if level < 1 or index < 0:
+        raise ValueError(f"({level}, {index}) is not a node above the leaves")
+    last = ((index + 1) << level) - 1
+    return last - last.bit_count() + level - 1
 
 
 def _node_at(start: int, end: int) -> tuple[int, int]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from dangan.db.direct import DirectStatement
 from dangan.db.engine import stored_time
 from dangan.db.tables import ledger_entries, ledger_head
 from dangan.errors import IntegrityError, NotFound
@@ -70,8 +71,10 @@ class LogHead:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with millisecond precision, as events carry it."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = moment.astimezone(UTC)
+    # The digits of strftime("%Y-%m-%dT%H:%M:%S."), without its locale-aware C round trip.
+    return (f"{m.year}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:"
+            f"{m.second:02d}.{m.microsecond // 1000:03d}Z")
 
 
 def encode_event(
@@ -102,14 +105,20 @@ def _encode(
     return canonical_json(event)
 
 
-# Statements are built once: appends are the hot path and SQLAlchemy then reuses the
-# compiled form instead of re-deriving it from literal values on every call.
-_READ_HEAD = select(ledger_head.c.size, ledger_head.c.last_hash, ledger_head.c.frontier).where(
-    ledger_head.c.id == 1
+# The append path runs on the driver's cursor (dangan.db.direct): SQLAlchemy's own
+# per-statement work cost more than SQLite's for a durable single append.
+_READ_HEAD = DirectStatement(
+    select(ledger_head.c.size, ledger_head.c.last_hash, ledger_head.c.frontier).where(
+        ledger_head.c.id == 1
+    )
 )
-_LOCK_HEAD = _READ_HEAD.with_for_update()
-_INSERT_ENTRIES = tree._BulkInsert(ledger_entries)
-_UPDATE_HEAD = (
+_LOCK_HEAD = DirectStatement(
+    select(ledger_head.c.size, ledger_head.c.last_hash, ledger_head.c.frontier)
+    .where(ledger_head.c.id == 1)
+    .with_for_update()
+)
+_INSERT_ENTRIES = DirectStatement(ledger_entries.insert())
+_UPDATE_HEAD = DirectStatement(
     update(ledger_head)
     .where(ledger_head.c.id == 1)
     .values(
@@ -123,8 +132,8 @@ _UPDATE_HEAD = (
 def read_head(conn: Connection, *, for_update: bool = False) -> LogHead:
     """The log head; with ``for_update`` the row stays locked until the transaction ends."""
     lock = for_update and conn.dialect.name != "sqlite"
-    row = conn.execute(_LOCK_HEAD if lock else _READ_HEAD).one()
-    return LogHead(size=row.size, last_hash=bytes(row.last_hash), frontier=bytes(row.frontier))
+    ((size, last_hash, frontier),) = (_LOCK_HEAD if lock else _READ_HEAD).execute(conn)
+    return LogHead(size=size, last_hash=bytes(last_hash), frontier=bytes(frontier))
 
 
 @dataclass(frozen=True)
@@ -156,40 +165,51 @@ def append_events(
 ) -> list[LedgerEntry]:
     """Append ``events`` in order inside the caller's write transaction.
 
-    Locks the head once, stores every entry and every perfect tree node the entries
-    complete, and moves the head (size, last hash, frontier) in one update.
+    Locks the head once, stores every entry and every tree node above the leaves that
+    the entries complete, and moves the head (size, last hash, frontier) in one update.
     """
     head = read_head(conn, for_update=True)
-    frontier = tree.unpack_frontier(head.frontier, head.size)
-    size, prev = head.size, head.last_hash
+    size, prev, frontier = head.size, head.last_hash, head.frontier
     time = format_time(now)  # one clock reading for the whole batch
     entries: list[LedgerEntry] = []
-    nodes: list[tree.Node] = []
+    nodes: list[tuple[int, bytes]] = []
     for event in events:
         body = _encode(size, prev, event.kind, event.actor, event.subject, time)
         digest = leaf_hash(body)
         entries.append(LedgerEntry(size, event.kind, body, digest, prev, now))
-        nodes.extend(tree.push(frontier, size, digest))
+        frontier, completed = tree.push_packed(frontier, size, digest)
+        nodes += completed
         size, prev = size + 1, digest
     if not entries:
         return entries
-    _INSERT_ENTRIES.execute(
-        conn,
-        {
-            "seq": [e.seq for e in entries],
-            "kind": [e.kind for e in entries],
-            "body": [e.body for e in entries],
-            "leaf_hash": [e.leaf_hash for e in entries],
-            "prev_hash": [e.prev_hash for e in entries],
-        },
-        constants={"created_at": now},
-    )
-    tree.store_nodes(conn, nodes)
-    conn.execute(
-        _UPDATE_HEAD,
-        {"new_size": size, "new_hash": prev, "new_frontier": tree.pack_frontier(frontier, size)},
-    )
+    if len(entries) == 1:
+        _INSERT_ENTRIES.execute(conn, _entry_row(entries[0]))
+    else:
+        _INSERT_ENTRIES.execute_columns(
+            conn,
+            {
+                "seq": [e.seq for e in entries],
+                "kind": [e.kind for e in entries],
+                "body": [e.body for e in entries],
+                "leaf_hash": [e.leaf_hash for e in entries],
+                "prev_hash": [e.prev_hash for e in entries],
+            },
+            constants={"created_at": now},
+        )
+    tree.store_positioned(conn, nodes)
+    _UPDATE_HEAD.execute(conn, {"new_size": size, "new_hash": prev, "new_frontier": frontier})
     return entries
+
+
+def _entry_row(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "kind": entry.kind,
+        "body": entry.body,
+        "leaf_hash": entry.leaf_hash,
+        "prev_hash": entry.prev_hash,
+        "created_at": entry.created_at,
+    }
 
 
 def get_entry(conn: Connection, seq: int) -> LedgerEntry | None:

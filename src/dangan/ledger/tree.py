@@ -2,95 +2,29 @@
 
 Appends use the *frontier* — the hashes of the perfect subtrees along the right edge,
 one per set bit of the tree size — so adding a leaf needs no reads at all. Each append
-stores the perfect nodes it completes (the leaf itself at level 0, and on average one
-parent), which lets any inclusion or consistency proof (RFC 9162 §2.1.3, §2.1.4) be
-answered with one query for O(log n) nodes, never by re-reading the leaves.
+stores the perfect nodes above the leaves that it completes (on average one) at their
+post-order positions (:func:`dangan.ledger._tree.node_position`), where they sit next to
+each other; the leaf hashes themselves are the entries' ``leaf_hash``. Any inclusion or
+consistency proof (RFC 9162 §2.1.3, §2.1.4) is answered with one query for O(log n)
+nodes by primary key, never by re-reading the leaves.
 """
 
 from __future__ import annotations
 
 import functools
-import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, Dialect, Select, Table, and_, bindparam, or_, select
+from sqlalchemy import Connection, Executable, bindparam, literal_column, select, union_all
 
-from dangan.db.tables import ledger_nodes
+from dangan.db.direct import DirectStatement
+from dangan.db.tables import ledger_entries, ledger_tree
 from dangan.errors import NotFound
 from dangan.ledger import _tree
 from dangan.ledger.merkle import EMPTY_ROOT, HASH_SIZE, node_hash
 
 Node = tuple[int, int, bytes]
 
-
-class _BulkInsert:
-    """An ``INSERT`` of many rows given column by column, run with ``exec_driver_sql``.
-
-    ``Connection.execute`` prepares executemany parameters row by row in Python, which
-    cost batched appends more than SQLite's own work (they insert about three rows per
-    entry). Here the Core statement is compiled once per dialect, each column passes
-    through its type's bind processor (the one SQLAlchemy itself would apply) in one go,
-    and the rows are zipped in C. Execution, transactions and error wrapping stay
-    SQLAlchemy's.
-    """
-
-    def __init__(self, table: Table) -> None:
-        self._statement = table.insert()
-        self._compiled: weakref.WeakKeyDictionary[Dialect, _CompiledInsert] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def execute(
-        self,
-        conn: Connection,
-        columns: Mapping[str, Sequence[Any]],
-        *,
-        constants: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Insert one row per position of the (equally long) ``columns``; ``constants``
-        give columns whose value is the same in every row."""
-        compiled = self._compiled.get(conn.dialect)
-        if compiled is None:
-            compiled = self._compiled[conn.dialect] = _CompiledInsert(self._statement, conn.dialect)
-        count = len(next(iter(columns.values())))
-        if count:
-            conn.exec_driver_sql(compiled.sql, compiled.rows(count, columns, constants or {}))
-
-
-class _CompiledInsert:
-    """An INSERT compiled for one dialect: its SQL, parameter names and bind processors."""
-
-    def __init__(self, statement: Any, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        self.sql: str = compiled.string
-        self.positional: bool = compiled.positional
-        self.names: list[str] = list(compiled.positiontup or compiled.binds)
-        self.processors: dict[str, Callable[[Any], Any]] = {}
-        for name in self.names:
-            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                self.processors[name] = process
-
-    def rows(
-        self, count: int, columns: Mapping[str, Sequence[Any]], constants: Mapping[str, Any]
-    ) -> list[Any]:
-        """DB-API parameters: tuples for positional paramstyles, else dicts."""
-        values = []
-        for name in self.names:
-            process = self.processors.get(name)
-            if name in constants:
-                value = constants[name]
-                values.append([value if process is None else process(value)] * count)
-            else:
-                column = columns[name]
-                values.append(column if process is None else list(map(process, column)))
-        if self.positional:
-            return list(zip(*values, strict=True))
-        return [dict(zip(self.names, row)) for row in zip(*values, strict=True)]
-
-
-_INSERT_NODES = _BulkInsert(ledger_nodes)
+_INSERT_NODES = DirectStatement(ledger_tree.insert())
 
 
 def frontier_levels(size: int) -> list[int]:
@@ -124,6 +58,24 @@ def push(frontier: dict[int, bytes], size: int, leaf: bytes) -> list[Node]:
     return created
 
 
+def push_packed(blob: bytes, size: int, leaf: bytes) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """:func:`push` on the packed frontier, for appends: no dict, no levels to list.
+
+    Leaf ``size`` merges with one right-edge subtree per trailing 1-bit of ``size``, the
+    smallest ones, packed last. Returns the new packed frontier and the nodes above the
+    leaves that the append completes, as ``(position, hash)`` for :func:`store_positioned`.
+    """
+    if len(blob) != HASH_SIZE * size.bit_count():
+        raise ValueError(f"stored frontier does not fit a tree of size {size}")
+    end, digest, completed = len(blob), leaf, []
+    position = size - size.bit_count()  # nodes completed by the leaves before this one
+    while size & 1:
+        digest = node_hash(blob[end - HASH_SIZE : end], digest)
+        completed.append((position, digest))
+        end, size, position = end - HASH_SIZE, size >> 1, position + 1
+    return blob[:end] + digest, completed
+
+
 def frontier_root(frontier: dict[int, bytes]) -> bytes:
     """MTH of the whole tree from its frontier (RFC 9162 §2.1.1): fold right to left."""
     if not frontier:
@@ -136,33 +88,55 @@ def frontier_root(frontier: dict[int, bytes]) -> bytes:
 
 
 def store_nodes(conn: Connection, nodes: Iterable[Node]) -> None:
-    """Insert freshly completed perfect nodes."""
-    levels, indices, hashes = tuple(zip(*nodes)) or ((), (), ())
-    _INSERT_NODES.execute(conn, {"level": levels, "idx": indices, "hash": hashes})
+    """Insert freshly completed perfect nodes; leaves (level 0) are the entries' own hashes."""
+    positioned = [(_tree.node_position(lvl, idx), h) for lvl, idx, h in nodes if lvl]
+    store_positioned(conn, positioned)
 
 
-@functools.lru_cache(maxsize=256)
-def _fetch_statement(count: int) -> Select[Any]:
-    """SELECT of ``count`` nodes by primary key, as ``(level = ? AND idx = ?) OR …``.
+def store_positioned(conn: Connection, nodes: Sequence[tuple[int, bytes]]) -> None:
+    """Insert freshly completed nodes given as ``(position, hash)``."""
+    if len(nodes) == 1:
+        _INSERT_NODES.execute(conn, {"pos": nodes[0][0], "hash": nodes[0][1]})
+    elif nodes:
+        positions, hashes = zip(*nodes)
+        _INSERT_NODES.execute_columns(conn, {"pos": positions, "hash": hashes})
 
-    Not ``(level, idx) IN (…)``: SQLite plans a row-value IN list as a full table scan,
-    while each OR term is a primary-key search on both SQLite and PostgreSQL. Cached per
-    count so that SQLAlchemy compiles each shape once.
+
+@functools.lru_cache(maxsize=64)
+def _fetch_statement(leaves: int, inner: int) -> Executable:
+    """SELECT of up to ``leaves`` leaf hashes and ``inner`` stored nodes by primary key.
+
+    Rows are ``(0, seq, leaf_hash)`` and ``(1, pos, hash)``, in one round trip. Callers
+    pad the key lists (with -1, which matches nothing) to a few lengths, so that
+    SQLAlchemy compiles a handful of shapes once rather than one per proof shape.
     """
-    level, idx = ledger_nodes.c.level, ledger_nodes.c.idx
-    return select(level, idx, ledger_nodes.c.hash).where(
-        or_(*(and_(level == bindparam(f"l{i}"), idx == bindparam(f"i{i}")) for i in range(count)))
+    seq, pos = ledger_entries.c.seq, ledger_tree.c.pos
+    return union_all(
+        select(literal_column("0"), seq, ledger_entries.c.leaf_hash).where(
+            seq.in_([bindparam(f"s{i}") for i in range(leaves)])
+        ),
+        select(literal_column("1"), pos, ledger_tree.c.hash).where(
+            pos.in_([bindparam(f"p{i}") for i in range(inner)])
+        ),
     )
+
+
+def _padded(keys: list[int], multiple: int) -> list[int]:
+    """``keys`` and then -1s, to a length that is a (non-zero) multiple of ``multiple``."""
+    length = max(multiple, -(-len(keys) // multiple) * multiple)
+    return keys + [-1] * (length - len(keys))
 
 
 def _fetch(conn: Connection, coords: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     if not coords:
         return {}
-    params: dict[str, int] = {}
-    for i, (level, index) in enumerate(coords):
-        params[f"l{i}"], params[f"i{i}"] = level, index
-    rows = conn.execute(_fetch_statement(len(coords)), params)
-    found = {(level, index): bytes(digest) for level, index, digest in rows}
+    seqs = _padded([index for level, index in coords if not level], 4)
+    by_pos = {_tree.node_position(level, index): (level, index) for level, index in coords if level}
+    positions = _padded(list(by_pos), 8)
+    params = {f"s{i}": seq for i, seq in enumerate(seqs)}
+    params.update((f"p{i}", position) for i, position in enumerate(positions))
+    rows = conn.execute(_fetch_statement(len(seqs), len(positions)), params)
+    found = {by_pos[key] if inner else (0, key): bytes(digest) for inner, key, digest in rows}
     if len(found) != len(coords):
         missing = sorted(coords - found.keys())[:3]
         raise NotFound(f"the ledger tree lacks nodes {missing}")

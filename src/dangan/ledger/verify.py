@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from dangan.db.tables import ledger_nodes
+from dangan.db.tables import ledger_tree
 from dangan.errors import DanganError, IntegrityError
-from dangan.ledger import tree
+from dangan.ledger import _tree, tree
 from dangan.ledger.checkpoint import open_checkpoint
 from dangan.ledger.checkpoints import iter_checkpoints
 from dangan.ledger.log import GENESIS_PREV, check_entry, iter_entries, read_head
@@ -172,22 +172,21 @@ def _check_checkpoint(cp: Any, frontier: dict[int, bytes], verifier: NoteVerifie
 
 
 def _compare_nodes(conn: Connection, computed: list[tree.Node]) -> int:
-    by_level: dict[int, dict[int, bytes]] = {}
-    for level, idx, digest in computed:
-        by_level.setdefault(level, {})[idx] = digest
-    for level, want in by_level.items():
-        rows = conn.execute(
-            select(ledger_nodes.c.idx, ledger_nodes.c.hash).where(
-                ledger_nodes.c.level == level,
-                ledger_nodes.c.idx.between(min(want), max(want)),
-            )
-        ).all()
-        stored = {r.idx: bytes(r.hash) for r in rows}
-        for idx, digest in want.items():
-            if stored.get(idx) != digest:
-                raise IntegrityError(f"tree node (level {level}, index {idx}) is damaged or missing",
-                                     node=[level, idx])
-    return len(computed)
+    """Compare recomputed nodes above the leaves with the stored ones, one range read."""
+    want = {_tree.node_position(level, idx): (level, idx, digest)
+            for level, idx, digest in computed if level}
+    if not want:
+        return 0
+    pos = ledger_tree.c.pos
+    rows = conn.execute(
+        select(pos, ledger_tree.c.hash).where(pos.between(min(want), max(want)))
+    ).all()
+    stored = {r.pos: bytes(r.hash) for r in rows}
+    for position, (level, idx, digest) in sorted(want.items()):
+        if stored.get(position) != digest:
+            raise IntegrityError(f"tree node (level {level}, index {idx}) is damaged or missing",
+                                 node=[level, idx])
+    return len(want)
 
 
 def _check_tail(conn: Connection, head: Any, size: int, prev: bytes,
@@ -199,6 +198,6 @@ def _check_tail(conn: Connection, head: Any, size: int, prev: bytes,
         raise IntegrityError(f"ledger head says {head.size} entries, the log has {size}", seq=size)
     if head.frontier != tree.pack_frontier(frontier, size):
         raise IntegrityError("ledger head's tree frontier differs from the recomputed tree")
-    stored_nodes = conn.execute(select(func.count()).select_from(ledger_nodes)).scalar()
+    stored_nodes = conn.execute(select(func.count()).select_from(ledger_tree)).scalar()
     if stored_nodes != nodes_seen:
         raise IntegrityError(f"the tree has {stored_nodes} stored nodes, {nodes_seen} expected")
