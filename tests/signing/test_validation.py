@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -239,8 +240,10 @@ def test_a_validation_past_its_deadline_is_stopped_and_the_pool_recovers(
 
 
 def test_a_worker_out_of_memory_gives_a_report(pki, signers) -> None:
+    """2 MB over the idle footprint cannot even receive a 4 MB PDF. (The cap was 8 MB until
+    reports stopped carrying pyHanko objects back; this validation fits in 8 MB now.)"""
     big = sign(one_page_pdf(filler_bytes=4_000_000), signer=signers["p256"], level="B-B")
-    with PdfValidator(memory_bytes=8 * 1024 * 1024) as small:
+    with PdfValidator(memory_bytes=2 * 1024 * 1024) as small:
         report = validation_report(small, big, roots=[pki.root])
     _assert_verdict(report, Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE)
     assert report.problem in ("unreadable", "crashed")
@@ -271,3 +274,12 @@ def test_to_dict_is_json_and_says_everything(validator, pki, signers, timestampe
     assert datetime.fromisoformat(signature["timestamp"]["gen_time"]).tzinfo is not None
     assert "张伟" in signature["signer_subject"]
     assert len(signature["signer_certificate_sha256"]) == 64
+
+
+def test_a_report_holds_plain_values(validator, pki, signers, blank_pdf):
+    """The field name was pyHanko's TextStringObject, which pickled ~75 KB of PDF objects
+    into every report crossing back from the worker."""
+    signed = sign(blank_pdf, signer=signers["p256"], level="B-B")
+    report = validation_report(validator, signed, roots=[pki.root])
+    assert type(report.signatures[0].field_name) is str
+    assert len(pickle.dumps(report)) < 4096

@@ -6,19 +6,19 @@ input. Before pyHanko looks at a signature, :func:`byte_range_problem` checks it
 /ByteRange and /Contents the strict way (ISO 32000-2 §12.8.1): four non-negative
 integers, the first range starting at 0, the gap holding exactly the /Contents hex
 string of the very signature dictionary being validated, nothing beyond the file.
+
+A :class:`WorkerValidator` keeps what does not depend on the document (its event loop,
+the parsed trust roots and CRLs) from one job to the next.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import crl as asn1_crl
-from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import enumerate_sig_fields
@@ -39,6 +39,7 @@ from dangan.signing._validation_report import (
     SubIndication,
 )
 from dangan.signing._validation_summary import document_report, signature_report, timestamp_report
+from dangan.signing._validation_trust import ParsedTrustMaterial
 
 #: What pyHanko and the libraries under it raise on broken input (as in ``pades``).
 MALFORMED = (
@@ -62,22 +63,57 @@ class ValidationJob:
     """DER CRLs to use besides those in the PDF's DSS."""
     now: datetime
     """The validation time."""
+    pdf_sha256: str
+    """SHA-256 (hex) of ``pdf``, as the caller computed it."""
+
+
+class WorkerValidator:
+    """Validates jobs one after another, keeping an event loop and parsed trust material."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._trust = ParsedTrustMaterial()
+
+    def validate(self, job: ValidationJob) -> DocumentReport:
+        """The report of ``job.pdf``; never raises for anything the PDF holds."""
+        try:
+            reader = PdfFileReader(io.BytesIO(job.pdf), strict=True)
+            if reader.encrypted:
+                raise PdfError("encrypted PDFs are not validated")
+            filled = enumerate_sig_fields(reader, filled_status=True)
+            # Plain str: pyHanko's TextStringObject drags ~75 KB of PDF objects into the
+            # pickled report.
+            fields = [(str(name), ref) for name, _value, ref in filled]
+        except MALFORMED as exc:
+            detail = f"the PDF cannot be read ({type(exc).__name__})"
+            return failed_document(job.now, job.pdf_sha256, "unreadable", detail)
+        try:
+            run = self._loop.run_until_complete
+            reports = run(_validate_fields(reader, fields, job, self._trust))
+        finally:
+            self._cancel_leftovers()
+        return document_report(reports, now=job.now, digest=job.pdf_sha256)
+
+    def _cancel_leftovers(self) -> None:
+        """Nothing started for one document may run on into the next (as ``asyncio.run``)."""
+        leftovers = asyncio.all_tasks(self._loop)
+        if leftovers:
+            for task in leftovers:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+
+    def close(self) -> None:
+        """Close the event loop."""
+        self._loop.close()
 
 
 def validate_document(job: ValidationJob) -> DocumentReport:
-    """The report of ``job.pdf``; never raises for anything the PDF holds."""
-    digest = hashlib.sha256(job.pdf).hexdigest()
+    """The report of ``job.pdf`` from a one-off :class:`WorkerValidator`."""
+    validator = WorkerValidator()
     try:
-        reader = PdfFileReader(io.BytesIO(job.pdf), strict=True)
-        if reader.encrypted:
-            raise PdfError("encrypted PDFs are not validated")
-        filled = enumerate_sig_fields(reader, filled_status=True)
-        fields = [(name, ref) for name, _value, ref in filled]
-    except MALFORMED as exc:
-        detail = f"the PDF cannot be read ({type(exc).__name__})"
-        return failed_document(job.now, digest, "unreadable", detail)
-    reports = asyncio.run(_validate_fields(reader, fields, job))
-    return document_report(reports, now=job.now, digest=digest)
+        return validator.validate(job)
+    finally:
+        validator.close()
 
 
 def failed_document(now: datetime, digest: str, problem: str, detail: str) -> DocumentReport:
@@ -94,7 +130,10 @@ def failed_document(now: datetime, digest: str, problem: str, detail: str) -> Do
 
 
 async def _validate_fields(
-    reader: PdfFileReader, fields: list[tuple[str, object]], job: ValidationJob
+    reader: PdfFileReader,
+    fields: list[tuple[str, object]],
+    job: ValidationJob,
+    trust: ParsedTrustMaterial,
 ) -> list[SignatureReport]:
     embedded, reports = [], []
     for name, ref in fields:
@@ -109,7 +148,7 @@ async def _validate_fields(
             reports.append(_format_failure(name, problem))
     embedded.sort(key=lambda s: s.signed_revision)
     facts = read_facts(reader, embedded, pdf_length=len(job.pdf))
-    context = _context(reader, job)
+    context = _context(reader, job, trust)
     for signature in embedded:
         reports.append(await _validate_one(signature, context, facts))
     return reports
@@ -168,12 +207,15 @@ def _format_failure(name: str, detail: str) -> SignatureReport:
     )
 
 
-def _context(reader: PdfFileReader, job: ValidationJob) -> ValidationContext:
+def _context(
+    reader: PdfFileReader, job: ValidationJob, trust: ParsedTrustMaterial
+) -> ValidationContext:
     """Trust only ``job.trust_roots``; the DSS (ETSI EN 319 142-1 §5.4.2) adds certificates
-    and revocation data, never trust. Nothing is fetched from the network."""
+    and revocation data, never trust. Nothing is fetched from the network. A fresh context
+    per document, so nothing one document brings reaches another."""
     options: dict[str, object] = {
-        "trust_roots": [asn1_x509.Certificate.load(der) for der in job.trust_roots],
-        "crls": [asn1_crl.CertificateList.load(der) for der in job.crls],
+        "trust_roots": trust.certificates(job.trust_roots),
+        "crls": trust.crls(job.crls),
         "allow_fetching": False,
         "moment": job.now,
         "revocation_mode": "soft-fail",

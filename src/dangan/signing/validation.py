@@ -43,7 +43,6 @@ nothing is fetched, and a certificate without revocation data is accepted (soft-
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
@@ -77,6 +76,7 @@ __all__ = [
     "SignatureReport",
     "SubIndication",
     "TimestampReport",
+    "oversized_report",
     "validate_pdf",
 ]
 
@@ -112,15 +112,15 @@ class PdfValidator:
             raise ValueError("now must be timezone-aware")
         digest = hashlib.sha256(pdf).hexdigest()
         if len(pdf) > max_bytes:
-            detail = f"the PDF is larger than {max_bytes} bytes and was not read"
-            return failed_document(now, digest, "too_large", detail)
+            return oversized_report(digest, now=now, max_bytes=max_bytes)
         job = ValidationJob(
             pdf=bytes(pdf),
             trust_roots=tuple(c.public_bytes(serialization.Encoding.DER) for c in trust_roots),
             crls=tuple(bytes(c) for c in crls),
             now=now,
+            pdf_sha256=digest,
         )
-        outcome = await asyncio.to_thread(self._pool.run, job, timeout_s=timeout_s)
+        outcome = await self._pool.run_async(job, timeout_s=timeout_s)
         if outcome == "timeout":
             detail = f"validation took longer than {timeout_s} s and was stopped"
             return failed_document(now, digest, "timeout", detail)
@@ -149,6 +149,13 @@ class PdfValidator:
         _tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def oversized_report(sha256: str, *, now: datetime, max_bytes: int) -> DocumentReport:
+    """The report for a PDF over ``max_bytes`` (whose SHA-256 is known): TOTAL_FAILED /
+    FORMAT_FAILURE, problem ``too_large``, without reading it."""
+    detail = f"the PDF is larger than {max_bytes} bytes and was not read"
+    return failed_document(now, sha256, "too_large", detail)
 
 
 async def validate_pdf(
