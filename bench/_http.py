@@ -60,12 +60,20 @@ def build_request(method: str, path: str, host: str, headers: dict[str, str], bo
 
 
 async def run_load(
-    host: str, port: int, requests: Sequence[bytes], *, concurrency: int
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    *,
+    concurrency: int,
+    bodies: dict[int, bytes] | None = None,
 ) -> tuple[float, list[float], list[int]]:
-    """Send every request over ``concurrency`` connections; (seconds, latencies, statuses)."""
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for raw in requests:
-        queue.put_nowait(raw)
+    """Send every request over ``concurrency`` connections; (seconds, latencies, statuses).
+
+    With ``bodies``, each response body is kept there under its request's index.
+    """
+    queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
+    for item in enumerate(requests):
+        queue.put_nowait(item)
     latencies: list[float] = []
     statuses: list[int] = []
 
@@ -74,11 +82,13 @@ async def run_load(
         try:
             while True:
                 try:
-                    raw = queue.get_nowait()
+                    index, raw = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
                 started = time.perf_counter()
-                status, _ = await conn.request(raw)
+                status, body = await conn.request(raw)
+                if bodies is not None:
+                    bodies[index] = body
                 latencies.append(time.perf_counter() - started)
                 statuses.append(status)
         finally:

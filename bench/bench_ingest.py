@@ -50,8 +50,11 @@ def baseline(docs: list[bytes], root: Path) -> float:
     return time.perf_counter() - started
 
 
-def upload_requests(docs: list[bytes], port: int, key: str) -> list[bytes]:
-    meta = json.dumps({"title": "bench", "kind": "application", "organisation": "bench"})
+def upload_requests(
+    docs: list[bytes], port: int, key: str, *, kind: str = "application"
+) -> list[bytes]:
+    """``POST /v1/documents`` of each of ``docs`` for the organisation "bench"."""
+    meta = json.dumps({"title": "bench", "kind": kind, "organisation": "bench"})
     requests = []
     for i, body in enumerate(docs):
         payload = (

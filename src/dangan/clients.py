@@ -25,6 +25,7 @@ KNOWN_SCOPES = frozenset(
     {
         "documents:read",
         "documents:write",
+        "documents:sign",
         "seal:use",
         "seals:admin",
         "licences:issue",

@@ -62,8 +62,24 @@ class Settings(BaseSettings):
     2.25 (ITU-T X.667) for development; set your TSA policy in production)."""
     tsa_accuracy_ms: int = Field(default=1000, ge=1)
     """Accuracy the built-in TSA states in its tokens (RFC 3161 §2.4.2)."""
+    tsa_url: str | None = None
+    """An external RFC 3161 time-stamp authority for dangan's own signatures and seals
+    (e.g. a qualified TSA); default: the built-in one, called in process."""
+    key_dir: Path | None = None
+    """Directory that PKCS#12 files, passphrase and PIN files named when registering a
+    seal must lie in; default ``<data_dir>/keys``."""
+    pkcs11_modules: Annotated[tuple[str, ...], NoDecode] = ()
+    """PKCS#11 modules (shared libraries) seals may use, comma-separated; none by default,
+    e.g. ``/usr/lib/softhsm/libsofthsm2.so``."""
+    max_sign_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    """Largest PDF the service seals or signs (read into memory to be signed)."""
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
     """Largest accepted upload in bytes (413 beyond it)."""
+    max_validate_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    """Largest PDF accepted for signature validation in bytes (``POST /v1/validate``:
+    413 beyond it; a stored version beyond it gets a ``too_large`` report)."""
+    validation_workers: int = Field(default=1, ge=1)
+    """Processes per API worker that validate PDF signatures (each one PDF at a time)."""
     allowed_media_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MEDIA_TYPES
     """Media types accepted on upload, sniffed from content (comma-separated in env)."""
     host: str = "127.0.0.1"
@@ -76,7 +92,7 @@ class Settings(BaseSettings):
     log_json: bool = True
     """Write logs as one JSON object per line."""
 
-    @field_validator("allowed_media_types", mode="before")
+    @field_validator("allowed_media_types", "pkcs11_modules", mode="before")
     @classmethod
     def _split_media_types(cls, value: object) -> object:
         if isinstance(value, str):
@@ -92,6 +108,11 @@ class Settings(BaseSettings):
     def effective_public_url(self) -> str:
         """The service's base URL, without a trailing slash."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def effective_key_dir(self) -> Path:
+        """Where key files named by seal registrations must lie."""
+        return self.key_dir or self.data_dir / "keys"
 
     @property
     def effective_pki_dir(self) -> Path:

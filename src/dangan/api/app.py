@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import dangan
-from dangan.api import documents, ledger, ops, pki
+from dangan.api import documents, ledger, ops, pki, seals, validation
 from dangan.api.deps import AppContext
 from dangan.api.observability import Metrics, RequestContextMiddleware
 from dangan.api.problems import install_problem_handlers
@@ -24,6 +24,8 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        _app.state.ctx.validator.close()
+        _app.state.ctx.sealing.close()
         backends.close()
 
     app = FastAPI(
@@ -38,6 +40,8 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     app.include_router(documents.router)
     app.include_router(ledger.router)
     app.include_router(pki.router)
+    app.include_router(seals.router)
+    app.include_router(validation.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 

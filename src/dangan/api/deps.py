@@ -12,7 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from dangan.bootstrap import Backends
 from dangan.clients import Client, authenticate
 from dangan.config import Settings
+from dangan.errors import InvalidRequest
 from dangan.documents import IngestWriter
+from dangan.seals.service import SealingService
+from dangan.signing.validation import PdfValidator
 from dangan.api.observability import Metrics
 
 
@@ -25,6 +28,11 @@ class AppContext:
         self.metrics = metrics
         self.keys = KeyCache(ttl=AUTH_CACHE_SECONDS)
         self.ingest = IngestWriter(clock=backends.clock)
+        #: Worker processes for signature validation (started on first use); the app's
+        #: lifespan closes them.
+        self.validator = PdfValidator(workers=settings.validation_workers)
+        #: Seal registry and sealing/signing; keeps key sources open for the process.
+        self.sealing = SealingService(settings=settings, backends=backends)
 
 
 #: How long a successful key lookup is reused; a revoked key stops working within this.
@@ -92,3 +100,13 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Client]]:
         return client
 
     return dependency
+
+
+def idempotency_key_header(value: str | None) -> str | None:
+    """The ``Idempotency-Key`` header, checked: 1 to 200 printable characters."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not 1 <= len(value) <= 200 or not value.isprintable():
+        raise InvalidRequest("Idempotency-Key must be 1 to 200 printable characters")
+    return value

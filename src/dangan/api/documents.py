@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from dangan.api.deps import AppContext, context, require_scope
+from dangan.api.deps import AppContext, context, idempotency_key_header, require_scope
 from dangan.api.ranges import parse_range
 from dangan.api.schemas import PRINTABLE, DocumentMetadataIn, DocumentOut, DocumentPage, ReceiptOut
 from dangan.api.upload import ReceivedUpload, receive_upload
@@ -25,7 +25,7 @@ from dangan.documents import (
     list_documents,
 
 )
-from dangan.errors import IntegrityError, InvalidRequest, NotFound
+from dangan.errors import IntegrityError, NotFound
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -58,15 +58,6 @@ _UPLOAD_BODY = {
 }
 
 
-def _idempotency_key(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if not 1 <= len(value) <= 200 or not value.isprintable():
-        raise InvalidRequest("Idempotency-Key must be 1 to 200 printable characters")
-    return value
-
-
 @router.post(
     "",
     status_code=201,
@@ -90,7 +81,7 @@ async def upload_document(
     ctx: Annotated[AppContext, Depends(context)],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    key = _idempotency_key(idempotency_key)
+    key = idempotency_key_header(idempotency_key)
     settings, backends = ctx.settings, ctx.backends
     upload = await receive_upload(
         request, store=backends.store, max_bytes=settings.max_upload_bytes, digest=key is not None

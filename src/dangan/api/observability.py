@@ -41,6 +41,10 @@ class Metrics:
     """Bytes of content accepted."""
     ingested_documents: Counter
     """Documents recorded."""
+    sealed_documents: Counter
+    """Versions made by sealing."""
+    signed_documents: Counter
+    """Versions made by an officer's signature."""
 
     @classmethod
     def create(cls) -> Metrics:
@@ -64,6 +68,12 @@ class Metrics:
             ),
             ingested_documents=Counter(
                 "dangan_ingested_documents", "Documents ingested", registry=registry
+            ),
+            sealed_documents=Counter(
+                "dangan_sealed_documents", "Document versions sealed", registry=registry
+            ),
+            signed_documents=Counter(
+                "dangan_signed_documents", "Document versions signed by officers", registry=registry
             ),
         )
 

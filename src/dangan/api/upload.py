@@ -2,20 +2,23 @@
 
 The body is never held in memory: the ``file`` part is hashed and written chunk by chunk
 as it arrives, so memory stays flat for any size and a request over the limit is cut off
-as soon as it crosses it.
+as soon as it crosses it. Content that is only examined, never stored (a PDF sent for
+signature validation), is collected in memory by :func:`receive_in_memory` under a limit
+of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from dangan.documents import SNIFF_BYTES
-from dangan.errors import InvalidRequest, PayloadTooLarge
+from dangan.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from dangan.storage import ObjectStore, ObjectWriter, StoredObject
 
 #: Upper bound of the ``metadata`` field.
@@ -86,6 +89,29 @@ class SpoolingWriter:
             self._writer.abort()
 
 
+class _Sink(Protocol):
+    """Where the ``file`` part goes: a :class:`SpoolingWriter` or a :class:`_MemorySink`."""
+
+    @property
+    def size(self) -> int: ...
+
+    def write(self, chunk: bytes) -> None: ...
+
+
+class _MemorySink:
+    """Collects the ``file`` part in memory (for content that is examined, never stored)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    @property
+    def size(self) -> int:
+        return len(self.buffer)
+
+    def write(self, chunk: bytes) -> None:
+        self.buffer += chunk
+
+
 @dataclass
 class ReceivedUpload:
     """What the multipart body carried; the writer is uncommitted."""
@@ -107,11 +133,20 @@ class _Part:
 
 
 class _UploadParser:
-    """Feeds a multipart body into ``writer``, enforcing the limits."""
+    """Feeds a multipart body into ``writer``, enforcing the limits; only ``fields`` may
+    appear, each at most once."""
 
-    def __init__(self, boundary: bytes, writer: SpoolingWriter, max_bytes: int) -> None:
+    def __init__(
+        self,
+        boundary: bytes,
+        writer: _Sink,
+        max_bytes: int,
+        *,
+        fields: tuple[str, ...] = ("file", "metadata"),
+    ) -> None:
         self.writer = writer
         self.max_bytes = max_bytes
+        self.fields = fields
         self.head = bytearray()
         self.metadata = bytearray()
         self.seen: set[str] = set()
@@ -160,10 +195,9 @@ class _UploadParser:
 
     def _headers_finished(self) -> None:
         name = self.part.name
-        if name not in ("file", "metadata"):
-            raise InvalidRequest(
-                f"unexpected form field {name!r}: send only 'file' and 'metadata'"
-            )
+        if name not in self.fields:
+            expected = " and ".join(repr(f) for f in self.fields)
+            raise InvalidRequest(f"unexpected form field {name!r}: send only {expected}")
         if name in self.seen:
             raise InvalidRequest(f"the form field {name!r} appears more than once")
         self.seen.add(name)
@@ -215,12 +249,7 @@ async def receive_upload(
             parser = _UploadParser(boundary, writer, max_bytes)
         except FormParserError as exc:  # e.g. a boundary longer than RFC 2046 allows
             raise InvalidRequest(f"malformed multipart header: {exc}") from exc
-        async for chunk in request.stream():
-            parser.feed(chunk)
-        if not parser.ended:
-            raise InvalidRequest("the multipart body ends before its closing boundary")
-        if "file" not in parser.seen:
-            raise InvalidRequest("the form field 'file' is missing")
+        await _read_multipart(request, parser)
         if "metadata" not in parser.seen:
             raise InvalidRequest("the form field 'metadata' is missing")
     except ClientDisconnect as exc:
@@ -230,3 +259,49 @@ async def receive_upload(
         writer.abort()
         raise
     return ReceivedUpload(writer=writer, head=bytes(parser.head), metadata=bytes(parser.metadata))
+
+
+async def receive_in_memory(request: Request, *, max_bytes: int, raw_media_type: str) -> bytes:
+    """The file a request carries, held in memory: the ``file`` part of a
+    ``multipart/form-data`` body, or the whole body when it is sent as ``raw_media_type``.
+
+    Only for content that is examined and never stored (hence the memory): more than
+    ``max_bytes`` is :class:`PayloadTooLarge` as soon as it arrives, any other
+    Content-Type is :class:`UnsupportedMediaType`.
+    """
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    is_multipart = content_type == b"multipart/form-data" and bool(boundary)
+    if not is_multipart and content_type != raw_media_type.encode():
+        raise UnsupportedMediaType(
+            f"send multipart/form-data with a 'file' field, or the file itself as {raw_media_type}"
+        )
+    _check_declared_length(request, max_bytes)
+    sink = _MemorySink()
+    try:
+        if is_multipart:
+            try:
+                parser = _UploadParser(boundary, sink, max_bytes, fields=("file",))
+            except FormParserError as exc:
+                raise InvalidRequest(f"malformed multipart header: {exc}") from exc
+            await _read_multipart(request, parser)
+        else:
+            async for chunk in request.stream():
+                if sink.size + len(chunk) > max_bytes:
+                    raise PayloadTooLarge(
+                        f"the file exceeds the limit of {max_bytes} bytes", limit=max_bytes
+                    )
+                sink.write(chunk)
+    except ClientDisconnect as exc:
+        raise InvalidRequest("the client disconnected before the upload finished") from exc
+    return bytes(sink.buffer)
+
+
+async def _read_multipart(request: Request, parser: _UploadParser) -> None:
+    """Feed the whole body to ``parser``; the body must be complete and carry ``file``."""
+    async for chunk in request.stream():
+        parser.feed(chunk)
+    if not parser.ended:
+        raise InvalidRequest("the multipart body ends before its closing boundary")
+    if "file" not in parser.seen:
+        raise InvalidRequest("the form field 'file' is missing")

@@ -10,6 +10,7 @@ from rich.console import Console
 from dangan.cli import clients as clients_cli
 from dangan.cli import ledger as ledger_cli
 from dangan.cli import transfer
+from dangan.cli import validate as validate_cli
 from dangan.config import load_settings
 from dangan.errors import DanganError
 
@@ -25,6 +26,7 @@ app.command("get")(transfer.get)
 app.command("verify")(ledger_cli.verify)
 app.command("verify-ledger")(ledger_cli.verify_ledger_command)
 app.command("audit")(ledger_cli.audit)
+app.command("validate")(validate_cli.validate)
 err = Console(stderr=True, soft_wrap=True)
 
 

@@ -151,3 +151,55 @@ checkpoint_timestamps = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# The seal registry (印章登记): one row per organisation seal, its image an object and its
+# certificate kept as DER. ``key_source`` is JSON naming where the key lives (file paths,
+# token and key labels), never a secret.
+seals = Table(
+    "seals",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("organisation", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("image_sha256", String(64), ForeignKey("objects.sha256"), nullable=False),
+    Column("certificate", LargeBinary, nullable=False),
+    Column("certificate_sha256", String(64), nullable=False),
+    Column("key_source", Text, nullable=False),
+    Column("created_by", String(36), ForeignKey("clients.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("ledger_seq", BigInteger, ForeignKey("ledger_entries.seq"), nullable=False),
+    Index("ix_seals_organisation_id", "organisation", "id"),
+)
+
+# Every lifecycle change of a seal, keyed by the ledger entry that records it.
+seal_status_changes = Table(
+    "seal_status_changes",
+    metadata,
+    Column("ledger_seq", BigInteger, ForeignKey("ledger_entries.seq"), primary_key=True,
+           autoincrement=False),
+    Column("seal_id", String(36), ForeignKey("seals.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("changed_by", String(36), ForeignKey("clients.id"), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_seal_status_changes_seal_id_ledger_seq", "seal_id", "ledger_seq"),
+)
+
+# The seal usage log (用印记录): who used which seal on which document version, when,
+# under which ledger entry. ``operator`` names the person at the approval system, so it
+# stays here and never enters the ledger.
+seal_usage = Table(
+    "seal_usage",
+    metadata,
+    Column("ledger_seq", BigInteger, ForeignKey("ledger_entries.seq"), primary_key=True,
+           autoincrement=False),
+    Column("seal_id", String(36), ForeignKey("seals.id"), nullable=False),
+    Column("document_id", String(36), ForeignKey("documents.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("client_id", String(36), ForeignKey("clients.id"), nullable=False),
+    Column("operator", String(200), nullable=True),
+    Column("used_at", DateTime(timezone=True), nullable=False),
+    Index("ix_seal_usage_seal_id_ledger_seq", "seal_id", "ledger_seq"),
+)

@@ -20,6 +20,7 @@ from dangan.documents.service import (
     list_documents,
 )
 from dangan.documents.sniff import SNIFF_BYTES, sniff_media_type
+from dangan.documents.validation import VersionValidation, validate_version
 
 __all__ = [
     "SNIFF_BYTES",
@@ -29,6 +30,7 @@ __all__ = [
     "IngestRequest",
     "IngestWriter",
     "Ingested",
+    "VersionValidation",
     "admit_upload",
     "build_receipt",
     "complete_ingest",
@@ -39,4 +41,5 @@ __all__ = [
     "list_documents",
     "record_ingest",
     "sniff_media_type",
+    "validate_version",
 ]

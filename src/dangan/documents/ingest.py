@@ -11,25 +11,29 @@ per table for the whole group, then one inclusion-proof query for all their rece
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import rfc8785
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from dangan.clients import Client
 from dangan.clock import Clock
-from dangan.db.tables import document_versions, documents, idempotency_keys, objects
+from dangan.db.tables import document_versions, documents, objects
 from dangan.documents.service import DocumentMetadata
 from dangan.documents.sniff import sniff_media_type
-from dangan.errors import Forbidden, IdempotencyConflict, UnsupportedMediaType
+from dangan.errors import Forbidden, UnsupportedMediaType
+from dangan.idempotency import (
+    find_replay,
+    fingerprint,
+    remember,
+    store_response,
+    stored_response,
+)
 from dangan.ids import new_id
 from dangan.ledger.checkpoints import StoredCheckpoint
 from dangan.ledger.log import LedgerEntry, NewEvent, append_events, format_time
@@ -39,27 +43,7 @@ from dangan.storage import StoredObject
 
 def request_fingerprint(meta: DocumentMetadata, sha256: str) -> str:
     """Hash of what an idempotent retry must repeat exactly: content and metadata."""
-    payload = rfc8785.dumps({"sha256": sha256, "metadata": meta.__dict__})
-    return hashlib.sha256(payload).hexdigest()
-
-
-def find_replay(conn: Connection, *, client_id: str, key: str, fingerprint: str) -> dict | None:
-    """The stored receipt for a retried request, ``None`` for a new key.
-
-    Raises :class:`IdempotencyConflict` when the key was used for a different request.
-    """
-    row = conn.execute(
-        select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
-            idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key
-        )
-    ).one_or_none()
-    if row is None:
-        return None
-    if row.request_hash != fingerprint:
-        raise IdempotencyConflict(
-            "this Idempotency-Key was already used with different content or metadata"
-        )
-    return json.loads(row.response)
+    return fingerprint({"sha256": sha256, "metadata": meta.__dict__})
 
 
 @dataclass(frozen=True)
@@ -123,37 +107,29 @@ def complete_ingest(
     The final receipt is what an idempotent retry gets back, byte for byte.
     """
     if ingested.replayed:
-        row = conn.execute(
-            select(idempotency_keys.c.response).where(
-                idempotency_keys.c.client_id == ingested.client_id,
-                idempotency_keys.c.key == ingested.idempotency_key,
-            )
-        ).one()
-        return json.loads(row.response), True
+        assert ingested.idempotency_key is not None
+        return stored_response(
+            conn, client_id=ingested.client_id, key=ingested.idempotency_key
+        ), True
     assert ingested.entry is not None
     receipt = dict(ingested.receipt)
     if checkpoint is not None:
         receipt["ledger"] = receipt_proof(conn, ingested.entry, checkpoint)
     if ingested.idempotency_key is not None:
-        conn.execute(
-            update(idempotency_keys)
-            .where(
-                idempotency_keys.c.client_id == ingested.client_id,
-                idempotency_keys.c.key == ingested.idempotency_key,
-            )
-            .values(response=json.dumps(receipt))
+        store_response(
+            conn, client_id=ingested.client_id, key=ingested.idempotency_key, response=receipt
         )
     return receipt, False
 
 
 # Built once (see dangan.ledger.log): the ingest path runs these for every upload.
-_INSERT_OBJECT = {
+#: Records an object row, once per content, by dialect.
+INSERT_OBJECT = {
     "sqlite": sqlite_insert(objects).on_conflict_do_nothing(index_elements=["sha256"]),
     "postgresql": pg_insert(objects).on_conflict_do_nothing(index_elements=["sha256"]),
 }
 _INSERT_DOCUMENT = documents.insert()
 _INSERT_VERSION = document_versions.insert()
-_INSERT_IDEMPOTENCY = idempotency_keys.insert()
 
 
 def build_receipt(
@@ -294,7 +270,7 @@ def _insert_documents(
         return []
     doc_ids = [new_id(now) for _ in items]
     conn.execute(
-        _INSERT_OBJECT[conn.dialect.name],
+        INSERT_OBJECT[conn.dialect.name],
         [{"sha256": r.stored.sha256, "size": r.stored.size, "created_at": now} for r in items],
     )
     entries = append_events(
@@ -314,15 +290,13 @@ def _insert_documents(
     for doc_id, req, entry in zip(doc_ids, items, entries):
         receipt = build_receipt(doc_id, 1, req.stored, req.media_type, entry)
         if req.idempotency_key is not None:
-            conn.execute(
-                _INSERT_IDEMPOTENCY,
-                {
-                    "client_id": req.client.id,
-                    "key": req.idempotency_key,
-                    "request_hash": request_fingerprint(req.meta, req.stored.sha256),
-                    "response": json.dumps(receipt),
-                    "created_at": now,
-                },
+            remember(
+                conn,
+                client_id=req.client.id,
+                key=req.idempotency_key,
+                fingerprint=request_fingerprint(req.meta, req.stored.sha256),
+                response=receipt,
+                now=now,
             )
         ingested.append(Ingested(receipt, entry, req.client.id, req.idempotency_key))
     return ingested

@@ -10,6 +10,7 @@ so the text can be copied and searched). A PNG keeps its transparency as a soft 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -20,9 +21,9 @@ from PIL import Image, UnidentifiedImageError
 from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.font.api import FontEngineFactory
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
-from pyhanko.pdf_utils.images import PdfImage
+from pyhanko.pdf_utils.images import PdfImage, pil_image
 from pyhanko.pdf_utils.text import TextBoxStyle
-from pyhanko.pdf_utils.writer import BasePdfFileWriter
+from pyhanko.pdf_utils.writer import BasePdfFileWriter, PdfFileWriter
 from pyhanko.stamp import BaseStampStyle, StaticStampStyle, TextStampStyle
 
 #: WenQuanYi Zen Hei (Debian package fonts-wqy-zenhei): covers GB 18030 hanzi and Latin.
@@ -134,6 +135,18 @@ def _unsubsettable_tables(font: ttLib.TTFont) -> list[str]:
 
 
 def _pdf_image(png: bytes) -> PdfImage:
+    image, encoded = _decoded_png(hashlib.sha256(png).digest(), png)
+    return _PrecompressedImage(image, encoded)
+
+
+@functools.lru_cache(maxsize=64)
+def _decoded_png(_digest: bytes, png: bytes) -> tuple[Image.Image, tuple[_EncodedStream, ...]]:
+    """The image and its XObject streams, Flate-compressed once per process.
+
+    A seal image goes into every PDF its seal signs; compressing its pixels again each
+    time (milliseconds for a 600 px seal) would cost more than the signature. Keyed by
+    the PNG's digest: the PNG is only kept alongside it to build the entry.
+    """
     image = _open_png(png)
     if image.width * image.height > MAX_IMAGE_PIXELS:
         raise AppearanceError(f"the stamp image exceeds {MAX_IMAGE_PIXELS} pixels")
@@ -141,7 +154,58 @@ def _pdf_image(png: bytes) -> PdfImage:
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:
         raise AppearanceError("the stamp image is not a readable PNG") from exc
-    return PdfImage(_pdf_mode(image))
+    image = _pdf_mode(image)
+    scratch = PdfFileWriter()
+    main = pil_image(image, scratch).get_object()
+    streams = []
+    if "/SMask" in main:
+        streams.append(_encoded(main["/SMask"]))  # the soft mask first: the image names it
+    streams.append(_encoded(main))
+    return image, tuple(streams)
+
+
+@dataclass(frozen=True)
+class _EncodedStream:
+    """An image XObject's dictionary (minus /SMask) and its compressed data."""
+
+    entries: tuple[tuple[str, generic.PdfObject], ...]
+    data: bytes = field(repr=False)
+
+
+def _encoded(stream: generic.StreamObject) -> _EncodedStream:
+    entries = tuple((k, v) for k, v in stream.items() if k not in ("/SMask", "/Length"))
+    return _EncodedStream(entries, stream.encoded_data)
+
+
+class _PrecompressedImage(PdfImage):
+    """A :class:`PdfImage` whose XObjects are copied in already compressed."""
+
+    def __init__(self, image: Image.Image, encoded: tuple[_EncodedStream, ...]) -> None:
+        super().__init__(image)
+        self._encoded = encoded
+
+    @property
+    def image_ref(self) -> generic.IndirectObject:
+        assert self.writer is not None
+        ref = self._image_ref
+        if ref is None or ref.get_pdf_handler() is not self.writer:
+            smask = None
+            for stream in self._encoded:
+                entries = dict(stream.entries)
+                if smask is not None:
+                    entries["/SMask"] = smask
+                ref = self.writer.add_object(
+                    generic.StreamObject(
+                        generic.DictionaryObject(
+                            {generic.pdf_name(k): v for k, v in entries.items()}
+                        ),
+                        encoded_data=stream.data,
+                    )
+                )
+                smask = ref
+            self._image_ref = ref
+        assert ref is not None
+        return ref
 
 
 def _open_png(png: bytes) -> Image.Image:

@@ -23,12 +23,15 @@ Errors, below :class:`~dangan.signing.errors.SigningError`:
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.layout import LayoutError
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.layout import BoxConstraints, LayoutError
 from pyhanko.sign.fields import MDPPerm, SigFieldSpec, SigSeedSubFilter, enumerate_sig_fields
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_cms import Signer
@@ -46,6 +49,7 @@ from dangan.signing.errors import SigningError
 __all__ = [
     "DEFAULT_CJK_FONT",
     "DocMdpPermission",
+    "ExtraWidget",
     "InProcessTimeStamper",
     "InvalidAppearance",
     "LoadedKeySigner",
@@ -62,6 +66,25 @@ PadesLevel = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 DocMdpPermission = Literal["no_changes", "fill_forms", "annotate"]
 #: A rectangle on the page in PDF points (1/72 inch): x1, y1 (lower left), x2, y2.
 Box = tuple[float, float, float, float]
+
+
+
+@dataclass(frozen=True)
+class ExtraWidget:
+    """One more visible widget of the same signature field, on another page.
+
+    A cross-page seal (骑缝章) is one signature whose field has a widget annotation on
+    every page (ISO 32000-2 §12.7.4: a field's /Kids may hold several widgets), each
+    showing one slice of the seal image; all of them are in the signed revision.
+    """
+
+    page: int
+    """0-based page index."""
+    box: Box
+    """Where the widget goes on that page, in PDF points."""
+    png: bytes
+    """Its appearance: a PNG, transparency kept."""
+
 
 #: Bytes reserved beyond the dry-run CMS when the sizes are known (see _SigningSession).
 _CMS_SIZE_MARGIN = 128
@@ -115,6 +138,7 @@ async def sign_pdf(
     timestamper: TimeStamper | None = None,
     validation_context: ValidationContext | None = None,
     font_path: Path = DEFAULT_CJK_FONT,
+    extra_widgets: Sequence[ExtraWidget] = (),
 ) -> bytes:
     """``pdf`` with one more PAdES signature of ``level``, appended as an incremental update.
 
@@ -126,7 +150,8 @@ async def sign_pdf(
     the box, by default the signer's name and the signing time; without ``box`` it is
     invisible. ``certify`` makes a certification signature (ISO 32000-2 §12.8.2.2) with
     ``docmdp`` permissions, only as the document's first signature; ``docmdp`` is
-    ignored otherwise.
+    ignored otherwise. ``extra_widgets`` give the same (new, visible) signature field
+    more widgets on other pages, e.g. the slices of a cross-page seal.
 
     B-T and above need ``timestamper`` (keep one and reuse it: it caches per instance).
     B-LT and B-LTA need ``validation_context``, whose certificates, CRLs and OCSP
@@ -142,7 +167,10 @@ async def sign_pdf(
         level, docmdp=docmdp, now=now, timestamper=timestamper, context=validation_context
     )
     writer = _open(pdf, certify=certify)
-    field_name, field_spec = _field(writer, field_name, page=page, box=box)
+    field_name, field_spec = _field(
+        writer, field_name, page=page, box=box, split=bool(extra_widgets)
+    )
+    widgets = _extra_widgets(writer, extra_widgets, field_spec, font_path=font_path)
     if box is not None and appearance is None and not text:
         text = _default_text(signer, now)
     pdf_signer = _DatedPdfSigner(
@@ -163,6 +191,7 @@ async def sign_pdf(
         timestamper=timestamper if level != "B-B" else None,
         stamp_style=_appearance(box, appearance=appearance, text=text, font_path=font_path),
         new_field_spec=field_spec,
+        extra_widgets=widgets,
     )
     signed = await _run(pdf_signer, writer)
     if not signed.startswith(pdf):  # DESIGN.md invariant 1; pyHanko only ever appends
@@ -173,9 +202,16 @@ async def sign_pdf(
 class _DatedPdfSigner(PdfSigner):
     """A PdfSigner whose signing time is a parameter instead of the machine's clock."""
 
-    def __init__(self, *args: object, now: datetime, **kwargs: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        now: datetime,
+        extra_widgets: Sequence[tuple[int, Box, BaseStampStyle]] = (),
+        **kwargs: object,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._now = now
+        self._extra_widgets = extra_widgets
 
     def init_signing_session(
         self, pdf_out: IncrementalPdfFileWriter, existing_fields_only: bool = False
@@ -191,6 +227,7 @@ class _DatedPdfSigner(PdfSigner):
             session.subfilter,
             system_time=self._now,
             sv_spec=session.sv_spec,
+            extra_widgets=self._extra_widgets,
         )
 
 
@@ -200,16 +237,49 @@ class _SigningSession(PdfSigningSession):
     pyHanko adds 50% to cover timestamp tokens of unknown size. Our signer's dry run is
     as long as its longest signature, and tokens of dangan's TSA vary by a few bytes
     (serial number, fraction of genTime); a tighter /Contents is faster for every
-    validator to read. Other TSAs keep pyHanko's margin.
+    validator to read. Other TSAs keep pyHanko's margin. At B-B and B-T the size is
+    measured once per signer and timestamper (see below).
+
+    It also adds the field's extra widgets once pyHanko has drawn the first one.
     """
+
+    def __init__(
+        self,
+        *args: object,
+        extra_widgets: Sequence[tuple[int, Box, BaseStampStyle]] = (),
+        **kwargs: object,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._extra_widgets = extra_widgets
+
+    def prepare_tbs_document(
+        self, validation_info: object, bytes_reserved: int, appearance_text_params: object = None
+    ) -> object:
+        # pyHanko draws the appearance of a field with exactly one widget; the document
+        # then waits, unwritten, to be digested: the other widgets join it here.
+        tbs = super().prepare_tbs_document(validation_info, bytes_reserved, appearance_text_params)
+        for page, box, style in self._extra_widgets:
+            _add_widget(self.pdf_out, self.sig_field, page=page, box=box, style=style)
+        return tbs
 
     async def estimate_signature_container_size(
         self, validation_info: object, tight: bool = False
     ) -> int:
         if self.timestamper is not None and not isinstance(self.timestamper, InProcessTimeStamper):
             return await super().estimate_signature_container_size(validation_info, tight=tight)
-        estimate = await super().estimate_signature_container_size(validation_info, tight=True)
-        return estimate + 2 * _CMS_SIZE_MARGIN
+        if validation_info is not None:  # B-LT and up: what is embedded may vary
+            estimate = await super().estimate_signature_container_size(validation_info, tight=True)
+            return estimate + 2 * _CMS_SIZE_MARGIN
+        # The estimate is a whole dry-run CMS (about as costly as the real one) whose size
+        # depends only on the signer, the digest and the timestamper, never on the
+        # document or its appearance: it is kept on the signer, per timestamper.
+        signer = self.pdf_signer.signer
+        estimates = signer.__dict__.setdefault("_dangan_cms_size", {})
+        key = (id(self.timestamper), self.md_algorithm, self.subfilter)
+        if key not in estimates:
+            estimate = await super().estimate_signature_container_size(None, tight=True)
+            estimates[key] = estimate + 2 * _CMS_SIZE_MARGIN
+        return estimates[key]
 
 
 def _check_options(
@@ -253,7 +323,12 @@ def _open(pdf: bytes, *, certify: bool) -> IncrementalPdfFileWriter:
 
 
 def _field(
-    writer: IncrementalPdfFileWriter, name: str | None, *, page: int, box: Box | None
+    writer: IncrementalPdfFileWriter,
+    name: str | None,
+    *,
+    page: int,
+    box: Box | None,
+    split: bool = False,
 ) -> tuple[str, SigFieldSpec | None]:
     """The field name, and the spec of a new field (None when an empty one is reused)."""
     try:
@@ -266,6 +341,8 @@ def _field(
     if name in existing:
         if existing[name] is not None:
             raise UnsignablePdf(f"the signature field {name!r} is already signed")
+        if split:
+            raise InvalidAppearance("widgets on several pages need a new signature field")
         return name, None
     if box is not None and certified:
         # A certified document (/Perms /DocMDP, ISO 32000-2 §12.8.4) may be signed
@@ -277,7 +354,72 @@ def _field(
         raise InvalidAppearance("the box needs x1 < x2 and y1 < y2")
     if not -page_count <= page < page_count:
         raise InvalidAppearance(f"the PDF has no page {page} (it has {page_count})")
-    return name, SigFieldSpec(sig_field_name=name, on_page=page, box=box)
+    if split and box is None:
+        raise InvalidAppearance("widgets on several pages need a visible first widget")
+    # Split (ISO 32000-2 §12.7.4): a field dictionary with its widgets in /Kids.
+    return name, SigFieldSpec(
+        sig_field_name=name, on_page=page, box=box, combine_annotation=not split
+    )
+
+
+def _extra_widgets(
+    writer: IncrementalPdfFileWriter,
+    widgets: Sequence[ExtraWidget],
+    spec: SigFieldSpec | None,
+    *,
+    font_path: Path,
+) -> list[tuple[int, Box, BaseStampStyle]]:
+    """Each extra widget's page, box and stamp style, checked before anything is written."""
+    page_count = int(writer.root["/Pages"]["/Count"]) if widgets else 0
+    styled = []
+    for widget in widgets:
+        if not 0 <= widget.page < page_count:
+            raise InvalidAppearance(f"the PDF has no page {widget.page} (it has {page_count})")
+        x1, y1, x2, y2 = widget.box
+        if not (x1 < x2 and y1 < y2):
+            raise InvalidAppearance("the box needs x1 < x2 and y1 < y2")
+        style = _appearance(widget.box, appearance=widget.png, text=None, font_path=font_path)
+        assert style is not None
+        styled.append((widget.page, widget.box, style))
+    if styled and spec is not None and spec.on_page in {page for page, _, _ in styled}:
+        raise InvalidAppearance("one signature field shows at most one widget per page")
+    return styled
+
+
+def _add_widget(
+    writer: IncrementalPdfFileWriter,
+    field: generic.DictionaryObject,
+    *,
+    page: int,
+    box: Box,
+    style: BaseStampStyle,
+) -> None:
+    """A widget annotation of ``field`` on ``page`` (ISO 32000-2 §12.5.6.19), drawn by
+    ``style``, flagged Print and Locked (§12.5.3) so viewers neither hide nor move it.
+
+    The widgets carry no /Parent (Table 166 asks for one when a field has several):
+    poppler (22.12) then takes each widget for a field of its own and reports the
+    signature as unsigned, while every reader finds them through the field's /Kids.
+    """
+    page_ref = writer.find_page_for_modification(page)[0]
+    kids = field["/Kids"]
+    widget = generic.DictionaryObject(
+        {
+            generic.pdf_name("/Type"): generic.pdf_name("/Annot"),
+            generic.pdf_name("/Subtype"): generic.pdf_name("/Widget"),
+            generic.pdf_name("/Rect"): generic.ArrayObject(generic.FloatObject(v) for v in box),
+            generic.pdf_name("/F"): generic.NumberObject(4 | 128),
+            generic.pdf_name("/P"): page_ref,
+        }
+    )
+    width, height = box[2] - box[0], box[3] - box[1]
+    stamp = style.create_stamp(writer, BoxConstraints(width=width, height=height), {})
+    stamp.apply_appearance(widget)
+    widget_ref = writer.add_object(widget)
+    kids.append(widget_ref)
+    writer.update_container(kids)
+    writer.update_container(field)
+    writer.register_annotation(page_ref, widget_ref)
 
 
 def _free_name(existing: dict[str, object]) -> str:
