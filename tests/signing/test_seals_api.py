@@ -347,8 +347,10 @@ def test_retried_seal_with_idempotency_key_seals_once(
     assert len(usage) == 1
 
 
+@needs_pdfsig
+@needs_openssl
 def test_certified_b_lta_seal_then_no_further_change(
-    api: TestClient, keys: dict, backends: Backends
+    api: TestClient, keys: dict, settings: Settings, backends: Backends, tmp_path: Path
 ) -> None:
     seal = register(api, keys["admin"])
     doc = upload(api, keys["system"], pages_pdf(1))
@@ -357,6 +359,20 @@ def test_certified_b_lta_seal_then_no_further_change(
         json={"seal_id": seal["id"], "level": "B-LTA", "certify": True, "docmdp": "no_changes"},
     )
     assert certified.status_code == 201, certified.text
+    # B-LTA: the DSS and a document timestamp follow the seal (ETSI EN 319 142-1
+    # §5.4.2, §5.4.3), so the seal covers its own revision, not the whole file; pdfsig
+    # lists the document timestamp but cannot check one.
+    pdf = content(api, keys["system"], doc, 2)
+    (tmp_path / "lta.pdf").write_bytes(pdf)
+    blocks = pdfsig(tmp_path / "lta.pdf", None)
+    assert "Signature Validation: Signature is Valid." in blocks[0]
+    assert "Signature Field Name: Timestamp" in blocks[-1]
+    seal_signature = extract_signatures(pdf)[0]
+    pki = backends.signing.pki
+    root_pem = write_pem(tmp_path / "root.pem", [pki.root])
+    untrusted = write_pem(tmp_path / "untrusted.pem", [pki.tsa.certificate, pki.issuing])
+    assert "Verification successful" in openssl_cms_verify(seal_signature, tmp_path, root_pem)
+    assert "Verification: OK" in openssl_ts_verify(seal_signature, tmp_path, root_pem, untrusted)
     report = validation(api, keys["system"], doc)
     assert report["indication"] == "TOTAL_PASSED", report
     [signature] = [s for s in report["signatures"] if s["kind"] != "document_timestamp"]
