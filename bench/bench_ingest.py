@@ -75,7 +75,7 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--size", type=int, default=100 * 1024)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2, help="server processes (one per core)")
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
     docs = make_pdfs(args.docs, args.size)

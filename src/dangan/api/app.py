@@ -9,7 +9,6 @@ from fastapi import FastAPI
 
 import dangan
 from dangan.api import documents, ledger, ops, pki, seals, validation
-from dangan.api._keepalive import KeepAliveLimit
 from dangan.api.deps import AppContext
 from dangan.api.observability import Metrics, RequestContextMiddleware
 from dangan.api.problems import install_problem_handlers
@@ -25,7 +24,8 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        _app.state.ctx.close()
+        _app.state.ctx.validator.close()
+        _app.state.ctx.sealing.close()
         backends.close()
 
     app = FastAPI(
@@ -43,7 +43,6 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     app.include_router(seals.router)
     app.include_router(validation.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    app.add_middleware(KeepAliveLimit, max_requests=settings.keepalive_requests)
     return app
 
 

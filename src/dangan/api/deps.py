@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -34,16 +33,6 @@ class AppContext:
         self.validator = PdfValidator(workers=settings.validation_workers)
         #: Seal registry and sealing/signing; keeps key sources open for the process.
         self.sealing = SealingService(settings=settings, backends=backends)
-        #: Threads for blocking store work on the upload path (write, fsync, rename);
-        #: many, since they mostly wait for the disk. The app's lifespan shuts them down.
-        self.blocking = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dangan-io")
-
-    def close(self) -> None:
-        """Stop what the context started: the validation workers, the sealing service's
-        key sources and the I/O threads (after their work is done)."""
-        self.validator.close()
-        self.sealing.close()
-        self.blocking.shutdown(wait=True)
 
 
 #: How long a successful key lookup is reused; a revoked key stops working within this.
@@ -90,34 +79,25 @@ def _bearer(request: Request) -> str | None:
     return token.strip() or None
 
 
-async def authenticate_request(request: Request, scope: str) -> Client:
-    """The caller of ``request``, who must hold ``scope``: 401 without a valid key, then 403.
-
-    Recently seen keys come from the context's :class:`KeyCache`; others are looked up in
-    the database (in a worker thread) and cached on success.
-    """
-    ctx: AppContext = request.app.state.ctx
-    token = _bearer(request)
-    client = ctx.keys.get(token) if token else None
-    if client is None:
-
-        def lookup() -> Client:
-            with ctx.backends.engine.connect() as conn:
-                return authenticate(conn, token)
-
-        client = await run_in_threadpool(lookup)
-        if token:
-            ctx.keys.put(token, client)
-    client.require(scope)
-    request.state.client_id = client.id
-    return client
-
-
 def require_scope(scope: str) -> Callable[[Request], Awaitable[Client]]:
     """A dependency that authenticates the caller and insists on ``scope`` (401, then 403)."""
 
     async def dependency(request: Request) -> Client:
-        return await authenticate_request(request, scope)
+        ctx: AppContext = request.app.state.ctx
+        token = _bearer(request)
+        client = ctx.keys.get(token) if token else None
+        if client is None:
+
+            def lookup() -> Client:
+                with ctx.backends.engine.connect() as conn:
+                    return authenticate(conn, token)
+
+            client = await run_in_threadpool(lookup)
+            if token:
+                ctx.keys.put(token, client)
+        client.require(scope)
+        request.state.client_id = client.id
+        return client
 
     return dependency
 

@@ -7,14 +7,13 @@ import json
 import logging
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from dangan.ids import UniqueNames
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "dangan_request_id", default=None
@@ -85,20 +84,13 @@ class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        # Request ids without a getrandom call per request (which also hands the GIL to
-        # another thread, mid-request).
-        self._ids = UniqueNames()
-        # Children of the labelled metrics by their labels: .labels() takes a lock and
-        # checks its arguments on every call.
-        self._counted: dict[tuple[str, str, str], Any] = {}
-        self._timed: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         supplied = _header(scope, b"x-request-id")
-        request_id = supplied if supplied and _VALID_ID.match(supplied) else self._ids.next()
+        request_id = supplied if supplied and _VALID_ID.match(supplied) else uuid.uuid4().hex
         token = _request_id.set(request_id)
         started = time.perf_counter()
         status: int | None = None  # set when the response starts
@@ -107,7 +99,8 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -126,29 +119,18 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", "unmatched")
             status = status or 500
-            self._observe(scope["method"], route, status, elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "request",
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    },
-                )
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], route).observe(elapsed)
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
             _request_id.reset(token)
-
-    def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
-        key = (method, route, str(status))
-        counted = self._counted.get(key)
-        if counted is None:
-            counted = self._counted[key] = self.metrics.requests.labels(*key)
-        counted.inc()
-        timed = self._timed.get(key[:2])
-        if timed is None:
-            timed = self._timed[key[:2]] = self.metrics.latency.labels(method, route)
-        timed.observe(elapsed)
 
 
 def _internal_error_body(scope: Scope, request_id: str) -> bytes:

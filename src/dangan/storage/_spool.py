@@ -11,19 +11,15 @@ import errno
 import fcntl
 import hashlib
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from dangan.errors import BackendUnavailable
-from dangan.ids import UniqueNames
 
 from .base import StoredObject
 
 _SUFFIX = ".part"
-
-
-#: Temporary file names; O_EXCL catches the unlikely collision.
-_names = UniqueNames()
 
 
 class SpoolFile:
@@ -36,18 +32,14 @@ class SpoolFile:
         self._hash = hashlib.sha256()
         self._size = 0
         self._broken = False
-        self._moved = False
 
     @classmethod
     def create(cls, directory: Path) -> SpoolFile:
         """Create and lock a new, empty temporary file in ``directory``."""
         while True:
-            path = directory / f"{_names.next()}{_SUFFIX}"
+            path = directory / f"{uuid.uuid4().hex}{_SUFFIX}"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-            try:
-                fd = os.open(path, flags, 0o600)
-            except FileExistsError:
-                continue
+            fd = os.open(path, flags, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 # A concurrent remove_stale may have locked and unlinked the file between
@@ -107,15 +99,9 @@ class SpoolFile:
             fd, self._fd = self._fd, None
             os.close(fd)
 
-    def move_to(self, target: Path) -> None:
-        """Rename the file to ``target`` (``os.replace``); it stays open (and locked) until
-        closed, and :meth:`discard` then only closes it."""
-        os.replace(self.path, target)
-        self._moved = True
-
     def discard(self) -> None:
-        """Remove the file (unless it was moved) and close it; idempotent."""
-        if self._fd is not None and not self._moved:
+        """Remove the file and close it; idempotent."""
+        if self._fd is not None:
             self.path.unlink(missing_ok=True)
         self.close()
 

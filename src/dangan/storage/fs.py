@@ -201,12 +201,9 @@ class FsObjectStore:
         with _os_errors("commit an object"):
             os.fchmod(spool.fd, 0o444)
             spool.sync()  # data and inode, including the mode (POSIX fsync)
+            ensure_dir(final.parent)
             if not final.exists():
-                try:
-                    spool.move_to(final)
-                except FileNotFoundError:  # the first object of its fan-out directory
-                    ensure_dir(final.parent)
-                    spool.move_to(final)
+                os.replace(spool.path, final)
             fsync_dir(final.parent)
 
     @contextmanager
