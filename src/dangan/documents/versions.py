@@ -18,7 +18,7 @@ from sqlalchemy import Connection, update
 from dangan.clients import Client
 from dangan.db.tables import document_versions, documents
 from dangan.documents.ingest import INSERT_OBJECT
-from dangan.documents.service import DocumentVersion, get_version
+from dangan.documents.service import DocumentVersion
 from dangan.errors import Conflict
 from dangan.ledger.log import LedgerEntry, append_event
 from dangan.storage import StoredObject
@@ -90,16 +90,14 @@ def add_version(
         },
         now=now,
     )
-    conn.execute(
-        document_versions.insert().values(
-            document_id=document_id,
-            version=number,
-            sha256=stored.sha256,
-            size=stored.size,
-            media_type=media_type,
-            created_at=now,
-            ledger_seq=entry.seq,
-        )
+    version = DocumentVersion(
+        version=number,
+        sha256=stored.sha256,
+        size=stored.size,
+        media_type=media_type,
+        created_at=now,
+        ledger_seq=entry.seq,
     )
-    return NewVersion(document_id, get_version(conn, document_id, number), entry)
+    conn.execute(document_versions.insert().values(document_id=document_id, **version.__dict__))
+    return NewVersion(document_id, version, entry)
 

@@ -24,16 +24,17 @@ import threading
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from cryptography import x509
 
 from dangan.config import Settings
 from dangan.errors import InvalidRequest
 from dangan.signing.keys import KeySource, KeySourceConfig, SigningCredential, key_source_from_config
+from dangan.signing._x509 import KeyType
 from dangan.signing.pki import DevPki
 
-_KEY_TYPES = ("rsa2048", "p256")
+_KEY_TYPES: tuple[str, ...] = get_args(KeyType)
 
 
 class KeyRing:

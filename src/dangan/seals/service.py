@@ -28,8 +28,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from asn1crypto import x509 as asn1_x509
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.timestamps import TimeStamper
@@ -51,6 +49,7 @@ from dangan.seals import registry
 from dangan.seals.appearance import accept_seal_image, render_round_seal, slice_for_cross_page
 from dangan.seals.keys import KeyRing, check_seal_certificate, resolve_key_request
 from dangan.signing._pdf_errors import PDF_STRUCTURE_ERRORS
+from dangan.signing._x509 import to_asn1
 from dangan.signing.keys import LoadedKeySigner, SigningCredential
 from dangan.signing.pades import (
     DocMdpPermission,
@@ -61,6 +60,7 @@ from dangan.signing.pades import (
     http_timestamper,
     sign_pdf,
 )
+from dangan.signing.trust import deployment_trust
 from dangan.storage import StoredObject
 
 #: Points per millimetre: requests place seals in millimetres, PDFs in points (1/72 in).
@@ -497,12 +497,13 @@ class SealingService:
 
     def _validation_context(self, credential: SigningCredential, now: datetime) -> ValidationContext:
         """What goes into the DSS for B-LT/B-LTA: the chain and the issuing CA's CRL."""
-        pki = self.backends.signing.pki
-        tsa_chain = [pki.tsa.certificate, *pki.chain]
+        signing = self.backends.signing
+        trust = deployment_trust(signing)
+        intermediates = (*credential.chain, signing.pki.tsa.certificate, *signing.pki.chain)
         return ValidationContext(
-            trust_roots=[_asn1(pki.root)],
-            other_certs=[_asn1(c) for c in (*credential.chain, *tsa_chain)],
-            crls=[self.backends.signing.current_crl()],
+            trust_roots=[to_asn1(root) for root in trust.roots],
+            other_certs=[to_asn1(c) for c in intermediates],
+            crls=list(trust.crls),
             allow_fetching=False,
             moment=now,
         )
@@ -527,10 +528,6 @@ class SealingService:
             center_text=image.get("center_text", registry.KIND_LABELS[kind]),
             bottom_text=image.get("bottom_text"),
         )
-
-
-def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
 
 
 def _with_proof(conn: Connection, value: tuple[registry.Seal, Any], sealed: Any) -> tuple[registry.Seal, Any]:

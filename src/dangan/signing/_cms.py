@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from asn1crypto import cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from dangan.signing._x509 import to_asn1
 
 #: Keys a :class:`Signer` can use.
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -49,11 +51,11 @@ class Signer:
     ) -> Signer:
         """A signer for ``certificate``; raises TypeError or ValueError for an unusable key."""
         _check_key(private_key, certificate)
-        asn1_certificate = _to_asn1(certificate)
+        asn1_certificate = to_asn1(certificate)
         return cls(
             certificate=asn1_certificate,
             private_key=private_key,
-            certificates=(asn1_certificate, *(_to_asn1(c) for c in chain)),
+            certificates=(asn1_certificate, *(to_asn1(c) for c in chain)),
             signing_certificate_v2=_signing_certificate_v2(asn1_certificate),
         )
 
@@ -145,9 +147,6 @@ def _check_key(private_key: object, certificate: x509.Certificate) -> None:
     if certificate.public_key() != private_key.public_key():
         raise ValueError("the private key does not belong to the certificate")
 
-
-def _to_asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
 
 
 def _signing_certificate_v2(certificate: asn1_x509.Certificate) -> tsp.SigningCertificateV2:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -220,3 +221,8 @@ def sign_certificate(
     for extension, critical in extensions:
         builder = builder.add_extension(extension, critical)
     return builder.sign(issuer.private_key, hashes.SHA256())
+
+
+def to_asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
+    """The same certificate as asn1crypto parses it (what pyHanko works with)."""
+    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))

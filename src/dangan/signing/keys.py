@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from asn1crypto import algos
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pyhanko.sign.signers import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from dangan.signing._pkcs11 import SESSIONS, TokenSession, TokenSigner
+from dangan.signing._x509 import to_asn1
 from dangan.signing.errors import KeySourceError, SigningError
 from dangan.signing.pki import IssuedCredential, PrivateKey, load_pkcs12
 
@@ -124,11 +124,11 @@ class LoadedKeySigner(Signer):
         mechanism = signature_mechanism(certificate)
         if certificate.public_key() != private_key.public_key():
             raise KeySourceError("the private key does not belong to the certificate")
-        asn1_certificate = _to_asn1(certificate)
+        asn1_certificate = to_asn1(certificate)
         super().__init__(
             signing_cert=asn1_certificate,
             cert_registry=SimpleCertificateStore.from_certs(
-                [asn1_certificate, *(_to_asn1(c) for c in chain)]
+                [asn1_certificate, *(to_asn1(c) for c in chain)]
             ),
             signature_mechanism=mechanism,
             embed_roots=embed_roots,
@@ -297,8 +297,8 @@ class Pkcs11KeySource:
                 token,
                 key_label=self.key_label,
                 key_id=self.key_id,
-                certificate=_to_asn1(given) if given else None,
-                chain=[_to_asn1(c) for c in chain],
+                certificate=to_asn1(given) if given else None,
+                chain=[to_asn1(c) for c in chain],
             )
             certificate = signer.load()
             signer.use_mechanism(signature_mechanism(certificate))
@@ -423,6 +423,3 @@ def _read_certificates(path: Path) -> list[x509.Certificate]:
         raise KeySourceError(f"cannot read certificates from {Path(path).name}") from exc
     return certificates
 
-
-def _to_asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
