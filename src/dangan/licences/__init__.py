@@ -1,0 +1,1 @@
+"""Electronic licences: types, identifiers, issuance, rendering, QR tokens and status."""
