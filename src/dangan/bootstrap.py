@@ -16,6 +16,7 @@ from dangan.errors import BackendUnavailable
 from dangan.ledger.checkpoints import latest_checkpoint
 from dangan.ledger.keys import create_signing_key
 from dangan.ledger.service import Ledger
+from dangan.signing.pki import DevPki
 from dangan.signing.service import SigningServices, open_dev_pki
 from dangan.storage import ObjectStore, open_store
 
@@ -75,6 +76,17 @@ def _open_writer(
     return GroupCommitter(engine, seal=seal, sync=lambda: sync_wal(engine))
 
 
+def _licence_keys(settings: Settings, pki: DevPki) -> None:
+    """A QR-signing key for licence tokens, and the holder index's secret, when missing."""
+    from dangan.licences.holders import HolderIndex
+    from dangan.licences.qr_key import create_qr_key, load_qr_keys
+
+    active, _trusted = load_qr_keys(settings.qr_key_dir, pki.passphrase)
+    if active is None:
+        create_qr_key(pki, settings.qr_key_dir, pki.passphrase, now=system_clock())
+    HolderIndex.from_file(settings.holder_index_key_file, create=True)
+
+
 def initialise(settings: Settings) -> None:
     """Create the data dir and bring the schema up to date; safe to run again (``dangan init``).
 
@@ -100,7 +112,8 @@ def initialise(settings: Settings) -> None:
             create_signing_key(key_file, name=settings.ledger_origin)
     finally:
         engine.dispose()
-    open_dev_pki(settings, now=system_clock(), create=True)
+    pki = open_dev_pki(settings, now=system_clock(), create=True)
+    _licence_keys(settings, pki)
     backends = open_backends(settings)
     try:
         backends.store.cleanup_temp()

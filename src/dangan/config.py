@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     413 beyond it; a stored version beyond it gets a ``too_large`` report)."""
     validation_workers: int = Field(default=1, ge=1)
     """Processes per API worker that validate PDF signatures (each one PDF at a time)."""
+    licence_timezone: str = "Asia/Shanghai"
+    """Time zone of licence dates: a licence is valid through the end of its last day
+    there (IANA name)."""
+    public_rate_limit: int = Field(default=60, ge=1)
+    """Requests per minute each client address may make to the public verification
+    page and API (per worker process; bursts up to the same number)."""
+    load_example_licence_types: bool = True
+    """Whether ``dangan serve`` registers the two example licence types (and a
+    development seal for their issuer) when they are missing."""
     allowed_media_types: Annotated[tuple[str, ...], NoDecode] = DEFAULT_MEDIA_TYPES
     """Media types accepted on upload, sniffed from content (comma-separated in env)."""
     host: str = "127.0.0.1"
@@ -118,6 +127,17 @@ class Settings(BaseSettings):
     def effective_pki_dir(self) -> Path:
         """Where the development PKI lives."""
         return self.pki_dir or self.data_dir / "pki"
+
+    @property
+    def qr_key_dir(self) -> Path:
+        """Where the licence QR-signing keys and their certificates live."""
+        return self.effective_pki_dir / "qr-signing"
+
+    @property
+    def holder_index_key_file(self) -> Path:
+        """The secret of the licence holder index (keyed hashes of ID numbers), made by
+        ``dangan init``; keep it with the ledger key: searches need the same one forever."""
+        return self.data_dir / "keys" / "holder-index.key"
 
     @property
     def effective_pki_passphrase_file(self) -> Path:

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import rfc8785
 from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from dangan.db.tables import idempotency_keys
 from dangan.errors import IdempotencyConflict
 
 _INSERT = idempotency_keys.insert()
+T = TypeVar("T")
 
 
 def fingerprint(request: Mapping[str, Any]) -> str:
@@ -89,3 +91,54 @@ def store_response(
         .where(idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key)
         .values(response=json.dumps(response))
     )
+
+
+def idempotent_write(
+    *,
+    client_id: str,
+    key: str | None,
+    fingerprint: str,
+    write: Callable[[Connection], T],
+    respond: Callable[[Connection, T, Any], dict[str, Any]],
+    clock: Callable[[], datetime],
+) -> tuple[
+    Callable[[Connection], T | None],
+    Callable[[Connection, T | None, Any], tuple[dict[str, Any], bool]],
+]:
+    """A writer job and its completion (see :meth:`GroupCommitter.submit`) that run
+    ``write`` once per ``key``: a retry gets the stored answer; (answer, replayed).
+
+    ``respond(conn, value, sealed)`` makes the answer once the batch is sealed; it is
+    kept under ``key`` so that a retry gets it back byte for byte.
+    """
+
+    def job(conn: Connection) -> T | None:
+        if key is None:
+            return write(conn)
+        if find_replay(conn, client_id=client_id, key=key, fingerprint=fingerprint) is not None:
+            return None  # a retry of this request landed first
+        try:
+            # A savepoint: losing the race for the key to another process leaves the
+            # transaction usable for reading the winner's answer.
+            with conn.begin_nested():
+                value = write(conn)
+                remember(
+                    conn, client_id=client_id, key=key, fingerprint=fingerprint,
+                    response={}, now=clock(),
+                )
+                return value
+        except SQLIntegrityError:
+            if find_replay(conn, client_id=client_id, key=key, fingerprint=fingerprint) is None:
+                raise
+            return None
+
+    def complete(conn: Connection, value: T | None, sealed: Any) -> tuple[dict[str, Any], bool]:
+        if value is None:
+            assert key is not None
+            return stored_response(conn, client_id=client_id, key=key), True
+        answer = respond(conn, value, sealed)
+        if key is not None:
+            store_response(conn, client_id=client_id, key=key, response=answer)
+        return answer, False
+
+    return job, complete

@@ -123,6 +123,25 @@ def test_signing_certificate(signer, pki: DevPki) -> None:
     assert points.value[0].full_name == [x509.UniformResourceIdentifier(CRL_URL)]
 
 
+@needs_openssl
+def test_qr_signing_certificate(pki: DevPki, now: datetime) -> None:
+    qr = pki.issue_qr_signing_certificate(now=now)
+    certificate = qr.certificate
+    assert _subject(certificate, NameOID.COMMON_NAME) == "dangan development QR signing"
+    assert _subject(certificate, NameOID.ORGANIZATIONAL_UNIT_NAME) == LABEL
+    assert isinstance(qr.private_key, ec.EllipticCurvePrivateKey)
+    assert isinstance(qr.private_key.curve, ec.SECP256R1)
+    assert qr.chain == (pki.issuing, pki.root)
+    assert qr.pkcs12_path.name == f"qr-{certificate.serial_number:032x}.p12"
+    path = write_pem(pki.directory / "qr-text.pem", [certificate])
+    text = openssl("x509", "-in", path, "-noout", "-text", "-nameopt", "utf8").stdout
+    assert "X509v3 Key Usage: critical\n                Digital Signature\n" in text
+    assert "Extended Key Usage" not in text
+    leaf = openssl("verify", "-CAfile", pki.directory / "root-ca.pem",
+                   "-untrusted", pki.directory / "issuing-ca.pem", path)
+    assert leaf.stdout.strip().endswith(": OK")
+
+
 def test_serial_numbers_are_random_positive_128_bit(pki: DevPki, now: datetime) -> None:
     serials = {
         pki.issue_seal_certificate(

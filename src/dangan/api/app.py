@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 import dangan
-from dangan.api import documents, ledger, ops, pki, seals, validation
+from dangan.api import documents, ledger, licences, ops, pki, public, seals, validation
 from dangan.api.deps import AppContext
 from dangan.api.observability import Metrics, RequestContextMiddleware
 from dangan.api.problems import install_problem_handlers
 from dangan.bootstrap import Backends, open_backends
 from dangan.config import Settings, load_settings
+from dangan.licences.lifecycle import expire_due
+
+log = logging.getLogger("dangan.licences")
 
 
 def create_app(settings: Settings, *, backends: Backends | None = None) -> FastAPI:
@@ -23,7 +28,9 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(_expire_licences(_app.state.ctx))
         yield
+        sweeper.cancel()
         _app.state.ctx.validator.close()
         _app.state.ctx.sealing.close()
         backends.close()
@@ -42,8 +49,25 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     app.include_router(pki.router)
     app.include_router(seals.router)
     app.include_router(validation.router)
+    app.include_router(licences.router)
+    app.include_router(public.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
+
+
+#: How often each worker records the expiry of licences past their last day.
+EXPIRY_SWEEP_SECONDS = 600.0
+
+
+async def _expire_licences(ctx: AppContext) -> None:
+    """Record ``licence.expired`` for due licences now and every few minutes; the public
+    status shows "expired" from the end of the last day whether or not this has run."""
+    while True:
+        try:
+            await asyncio.to_thread(expire_due, ctx.licences)
+        except Exception:  # keep sweeping; the next round retries
+            log.exception("licence expiry sweep failed")
+        await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
 
 
 def app_from_env() -> FastAPI:

@@ -9,14 +9,16 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from dangan.api.observability import Metrics
+from dangan.api.ratelimit import RateLimiter
 from dangan.bootstrap import Backends
 from dangan.clients import Client, authenticate
 from dangan.config import Settings
-from dangan.errors import InvalidRequest
 from dangan.documents import IngestWriter
+from dangan.errors import InvalidRequest
+from dangan.licences.service import LicenceService
 from dangan.seals.service import SealingService
 from dangan.signing.validation import PdfValidator
-from dangan.api.observability import Metrics
 
 
 class AppContext:
@@ -33,6 +35,12 @@ class AppContext:
         self.validator = PdfValidator(workers=settings.validation_workers)
         #: Seal registry and sealing/signing; keeps key sources open for the process.
         self.sealing = SealingService(settings=settings, backends=backends)
+        #: Licence issuance, lifecycle and verification.
+        self.licences = LicenceService.from_settings(
+            settings, backends=backends, sealing=self.sealing
+        )
+        #: Requests per client address on the public verification routes.
+        self.public_limiter = RateLimiter(per_minute=settings.public_rate_limit)
 
 
 #: How long a successful key lookup is reused; a revoked key stops working within this.

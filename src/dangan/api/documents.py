@@ -19,11 +19,10 @@ from dangan.documents import (
     IngestRequest,
     admit_upload,
     find_replay,
-    request_fingerprint,
     get_document,
     get_version,
     list_documents,
-
+    request_fingerprint,
 )
 from dangan.errors import IntegrityError, NotFound
 
@@ -185,7 +184,7 @@ async def get_content(
     ctx: Annotated[AppContext, Depends(context)],
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
-    def lookup():  # noqa: ANN202 - a DocumentVersion
+    def lookup():
         with ctx.backends.engine.connect() as conn:
             return get_version(conn, doc_id, version)
 

@@ -78,6 +78,10 @@ class Metrics:
         )
 
 
+#: Routes whose paths carry a licence token.
+_PUBLIC_ROUTES = ("/v/", "/V/", "/v1/public/")
+
+
 class RequestContextMiddleware:
     """Assigns a request id, echoes it as ``X-Request-ID``, logs and measures each request."""
 
@@ -125,7 +129,9 @@ class RequestContextMiddleware:
                 "request",
                 extra={
                     "method": scope["method"],
-                    "path": scope["path"],
+                    # A licence token says who holds the licence: public verification
+                    # is logged by its route, never by its path.
+                    "path": route if route.startswith(_PUBLIC_ROUTES) else scope["path"],
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
                 },

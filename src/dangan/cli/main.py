@@ -11,7 +11,8 @@ from dangan.cli import clients as clients_cli
 from dangan.cli import ledger as ledger_cli
 from dangan.cli import transfer
 from dangan.cli import validate as validate_cli
-from dangan.config import load_settings
+from dangan.cli import verify_qr as verify_qr_cli
+from dangan.config import Settings, load_settings
 from dangan.errors import DanganError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.command("verify")(ledger_cli.verify)
 app.command("verify-ledger")(ledger_cli.verify_ledger_command)
 app.command("audit")(ledger_cli.audit)
 app.command("validate")(validate_cli.validate)
+app.command("verify-qr")(verify_qr_cli.verify_qr)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -57,6 +59,8 @@ def serve(
     settings = load_settings()
     configure_logging(level=settings.log_level, as_json=settings.log_json)
     initialise(settings)
+    if settings.load_example_licence_types:
+        _load_example_licence_types(settings)
     uvicorn.run(
         "dangan.api:app_from_env",
         factory=True,
@@ -68,6 +72,18 @@ def serve(
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def _load_example_licence_types(settings: Settings) -> None:
+    from dangan.bootstrap import open_backends
+    from dangan.licences.examples import load_example_types
+
+    backends = open_backends(settings)
+    try:
+        for code in load_example_types(settings, backends):
+            err.print(f"example licence type {code} registered")
+    finally:
+        backends.close()
 
 
 def main() -> None:

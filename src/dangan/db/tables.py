@@ -203,3 +203,66 @@ seal_usage = Table(
     Column("used_at", DateTime(timezone=True), nullable=False),
     Index("ix_seal_usage_seal_id_ledger_seq", "seal_id", "ledger_seq"),
 )
+
+# Licence types (证照类型): what a licence of the type holds (a JSON Schema for its
+# fields), how it is laid out and how long it is valid, who issues it and with which
+# seal. ``definition`` is that JSON (see dangan.licences.types).
+licence_types = Table(
+    "licence_types",
+    metadata,
+    Column("code", String(20), primary_key=True),
+    Column("name_zh", String(200), nullable=False),
+    Column("name_en", String(200), nullable=False),
+    Column("organisation", String(200), nullable=False),
+    Column("issuer_uscc", String(18), nullable=False),
+    Column("seal_id", String(36), ForeignKey("seals.id"), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("created_by", String(36), ForeignKey("clients.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("ledger_seq", BigInteger, ForeignKey("ledger_entries.seq"), nullable=False),
+)
+
+# Issued licences (电子证照). The holder's ID number is kept only as a keyed hash
+# (``holder_key``, HMAC-SHA256 under the deployment's holder-index key) for searches by
+# other departments, and masked for display; the full number is in the licence PDF.
+licences = Table(
+    "licences",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("identifier", String(120), nullable=False, unique=True),
+    Column("type_code", String(20), ForeignKey("licence_types.code"), nullable=False),
+    Column("organisation", String(200), nullable=False),
+    Column("holder_name", String(200), nullable=False),
+    Column("holder_id_type", String(32), nullable=False),
+    Column("holder_id_masked", String(64), nullable=False),
+    Column("holder_key", String(64), nullable=False),
+    Column("fields", Text, nullable=False),
+    Column("valid_from", String(10), nullable=False),
+    Column("valid_until", String(10), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("document_id", String(36), ForeignKey("documents.id"), nullable=False),
+    Column("pdf_sha256", String(64), nullable=False),
+    Column("token", Text, nullable=False),
+    Column("issued_by", String(36), ForeignKey("clients.id"), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("ledger_seq", BigInteger, ForeignKey("ledger_entries.seq"), nullable=False),
+    Index("ix_licences_holder_key", "holder_key"),
+    Index("ix_licences_status_valid_until", "status", "valid_until"),
+)
+
+# Every lifecycle step of a licence (suspend, reinstate, revoke, expire), keyed by the
+# ledger entry recording it; the free-text reason stays here, out of the ledger.
+licence_status_changes = Table(
+    "licence_status_changes",
+    metadata,
+    Column("ledger_seq", BigInteger, ForeignKey("ledger_entries.seq"), primary_key=True,
+           autoincrement=False),
+    Column("licence_id", String(36), ForeignKey("licences.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason_code", String(32), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("changed_by", String(36), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_licence_status_changes_licence_id_ledger_seq", "licence_id", "ledger_seq"),
+)

@@ -53,12 +53,23 @@ class AuditReport:
 
 
 def recorded_objects(conn: Connection) -> dict[str, int]:
-    """``sha256 → size`` of every object a ledger entry names."""
+    """``sha256 → size`` of every object a ledger entry names: a version's content
+    (``sha256`` and ``size``) or a seal's image (``image_sha256`` and ``image_size``;
+    entries written before ``image_size`` was recorded take the size from the objects
+    table)."""
     recorded: dict[str, int] = {}
+    images: dict[str, int | None] = {}
     for entry in iter_entries(conn):
         subject = json.loads(entry.body).get("subject", {})
         if isinstance(subject.get("sha256"), str) and isinstance(subject.get("size"), int):
             recorded[subject["sha256"]] = subject["size"]
+        if isinstance(subject.get("image_sha256"), str):
+            size = subject.get("image_size")
+            images[subject["image_sha256"]] = size if isinstance(size, int) else None
+    if any(size is None for size in images.values()):
+        sizes = {r.sha256: r.size for r in conn.execute(select(objects.c.sha256, objects.c.size))}
+        images = {sha: size if size is not None else sizes.get(sha, -1) for sha, size in images.items()}
+    recorded.update({sha: size for sha, size in images.items() if size is not None})
     return recorded
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -14,6 +14,8 @@ from dangan.ledger.keys import load_signing_key
 from dangan.ledger.log import LedgerEntry
 from dangan.ledger.note import NoteSigner
 from dangan.ledger.tree import inclusion_proof_at
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,3 +60,12 @@ def receipt_proof(conn: Connection, entry: LedgerEntry, checkpoint: StoredCheckp
         "inclusion_proof": [node.hex() for node in proof],
         "checkpoint": checkpoint.note,
     }
+
+
+def with_proof(
+    conn: Connection, value: tuple[T, LedgerEntry], sealed: StoredCheckpoint | None
+) -> tuple[T, dict[str, Any] | None]:
+    """A writer completion (see ``GroupCommitter.submit``): (thing, its entry) becomes
+    (thing, the entry's receipt proof), ``None`` when the batch carried no checkpoint."""
+    thing, entry = value
+    return thing, receipt_proof(conn, entry, sealed) if sealed is not None else None

@@ -168,6 +168,7 @@ def register_seal(
             "organisation": organisation,
             "kind": kind,
             "image_sha256": image_sha256,
+            "image_size": image.size,
             "certificate_sha256": certificate_sha256,
         },
         now=now,

@@ -33,7 +33,6 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from dangan.bootstrap import Backends
 from dangan.clients import Client
@@ -42,9 +41,9 @@ from dangan.documents.ingest import build_receipt
 from dangan.documents.service import DocumentVersion, get_document
 from dangan.documents.versions import NewVersion, add_version
 from dangan.errors import Forbidden, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
-from dangan.idempotency import find_replay, fingerprint, remember, store_response, stored_response
+from dangan.idempotency import find_replay, fingerprint, idempotent_write
 from dangan.ids import new_id
-from dangan.ledger.service import receipt_proof
+from dangan.ledger.service import receipt_proof, with_proof
 from dangan.seals import registry
 from dangan.seals.appearance import accept_seal_image, render_round_seal, slice_for_cross_page
 from dangan.seals.keys import KeyRing, check_seal_certificate, resolve_key_request
@@ -184,7 +183,7 @@ class SealingService:
             )
 
         try:
-            return self.backends.writer.run(job, complete=_with_proof)
+            return self.backends.writer.run(job, complete=with_proof)
         except BaseException:
             self.keys.forget(seal_id)
             raise
@@ -204,7 +203,7 @@ class SealingService:
                 now=self.backends.clock(),
             )
 
-        seal, proof = self.backends.writer.run(job, complete=_with_proof)
+        seal, proof = self.backends.writer.run(job, complete=with_proof)
         if seal.status == "revoked":
             self.keys.forget(seal_id)
         return seal, proof
@@ -333,6 +332,33 @@ class SealingService:
         }
         return await self._record(client, idempotency_key, fp, write, extra)
 
+    async def seal_pdf(
+        self,
+        seal: registry.Seal,
+        pdf: bytes,
+        *,
+        placement: Placement,
+        level: PadesLevel = "B-T",
+        reason: str | None = None,
+        location: str | None = None,
+    ) -> StoredObject:
+        """Seal ``pdf`` (not yet a document) with ``seal`` and store the result; the
+        caller records it, checking inside its transaction that the seal is still active
+        (:func:`registry.require_active`) and logging the use (:func:`registry.record_use`)."""
+        registry.require_active(seal)
+        credential = await asyncio.to_thread(self.keys.credential, seal.id, seal.key_source)
+        page, box = _place(pdf, placement)
+        return await self._sign_and_store(
+            pdf,
+            credential,
+            level=level,
+            page=page,
+            box=box,
+            appearance=self.seal_image(seal),
+            reason=reason,
+            location=location,
+        )
+
     def _replay(self, client: Client, key: str | None, fp: str) -> dict[str, Any] | None:
         if key is None:
             return None
@@ -348,36 +374,14 @@ class SealingService:
         extra: Mapping[str, Any],
     ) -> tuple[dict[str, Any], bool]:
         """Run ``write`` in the writer's next batch, keeping the answer under ``key``."""
-
-        def job(conn: Connection) -> NewVersion | None:
-            if key is None:
-                return write(conn)
-            if find_replay(conn, client_id=client.id, key=key, fingerprint=fp) is not None:
-                return None  # a retry of this request landed first
-            try:
-                # A savepoint: losing the race for the key to another process leaves the
-                # transaction usable for reading the winner's answer.
-                with conn.begin_nested():
-                    new = write(conn)
-                    remember(
-                        conn, client_id=client.id, key=key, fingerprint=fp, response={},
-                        now=self.backends.clock(),
-                    )
-                    return new
-            except SQLIntegrityError:
-                if find_replay(conn, client_id=client.id, key=key, fingerprint=fp) is None:
-                    raise
-                return None
-
-        def complete(conn: Connection, new: NewVersion | None, sealed: Any) -> tuple[dict[str, Any], bool]:
-            if new is None:
-                assert key is not None
-                return stored_response(conn, client_id=client.id, key=key), True
-            receipt = {**_version_receipt(conn, new, sealed), **extra}
-            if key is not None:
-                store_response(conn, client_id=client.id, key=key, response=receipt)
-            return receipt, False
-
+        job, complete = idempotent_write(
+            client_id=client.id,
+            key=key,
+            fingerprint=fp,
+            write=write,
+            respond=lambda conn, new, sealed: {**_version_receipt(conn, new, sealed), **extra},
+            clock=self.backends.clock,
+        )
         return await asyncio.wrap_future(self.backends.writer.submit(job, complete=complete))
 
     # --- steps ----------------------------------------------------------------------------
@@ -528,11 +532,6 @@ class SealingService:
             center_text=image.get("center_text", registry.KIND_LABELS[kind]),
             bottom_text=image.get("bottom_text"),
         )
-
-
-def _with_proof(conn: Connection, value: tuple[registry.Seal, Any], sealed: Any) -> tuple[registry.Seal, Any]:
-    seal, entry = value
-    return seal, receipt_proof(conn, entry, sealed) if sealed is not None else None
 
 
 def _version_receipt(conn: Connection, new: NewVersion, sealed: Any) -> dict[str, Any]:

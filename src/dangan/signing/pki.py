@@ -8,7 +8,7 @@ entities RSA-2048 or ECDSA P-256. Files in the PKI directory:
     issuing-ca.pem, issuing-ca.key.pem      issuing CA, pathLenConstraint 0, 10 years
     chain.pem                               issuing CA then root CA
     tsa.pem, tsa.key.pem, tsa.p12           the TSA (EKU id-kp-timeStamping, critical)
-    <kind>-<serial hex>.pem/.key.pem/.p12   certificates issued later (seal, signing, tsa)
+    <kind>-<serial hex>.pem/.key.pem/.p12   certificates issued later (seal, signing, tsa, qr)
 
 One passphrase protects every private key: ``*.key.pem`` files are encrypted PKCS#8 and
 ``*.p12`` files PKCS#12 with PBES2/AES-256 (see :mod:`dangan.signing._files`). Key files
@@ -64,6 +64,19 @@ END_ENTITY_LIFETIME = years(3)
 CRL_LIFETIME = timedelta(days=7)
 _CA_KEY_TYPE: KeyType = "p256"
 _TSA_NAME = "dangan development TSA"
+_QR_SIGNING_NAME = "dangan development QR signing"
+#: keyUsage of the QR-signing certificate: digitalSignature only (RFC 5280 §4.2.1.3).
+_QR_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: A revoked certificate: serial number, revocation date, and reason (None: no reason code).
@@ -175,6 +188,15 @@ class DevPki:
         """Another TSA certificate, e.g. to run a TSA with the other key type."""
         return self._issue("tsa", _tsa_subject(), key_type, now, tsa=True)
 
+    def issue_qr_signing_certificate(self, *, now: datetime) -> IssuedCredential:
+        """A P-256 certificate for the key signing licence QR tokens (ES256).
+
+        Its keyUsage is digitalSignature alone: a QR token is no commitment of a signer
+        (RFC 5280 §4.2.1.3), and the key signs nothing else.
+        """
+        subject = end_entity_name(_QR_SIGNING_NAME, DEV_ORGANISATION)
+        return self._issue("qr", subject, "p256", now, tsa=False, key_usage=_QR_KEY_USAGE)
+
     def crl(self, *, now: datetime, revoked: Sequence[Revocation] = ()) -> bytes:
         """A DER CRL (RFC 5280 §5) of the issuing CA, valid for :data:`CRL_LIFETIME`.
 
@@ -199,10 +221,19 @@ class DevPki:
         return crl.public_bytes(serialization.Encoding.DER)
 
     def _issue(
-        self, kind: str, subject: x509.Name, key_type: KeyType, now: datetime, *, tsa: bool
+        self,
+        kind: str,
+        subject: x509.Name,
+        key_type: KeyType,
+        now: datetime,
+        *,
+        tsa: bool,
+        key_usage: x509.KeyUsage | None = None,
     ) -> IssuedCredential:
         issuer = Issuer.from_certificate(self.issuing, self.issuing_key)
-        key, certificate = _make_end_entity(issuer, subject, key_type, now, self.crl_url, tsa=tsa)
+        key, certificate = _make_end_entity(
+            issuer, subject, key_type, now, self.crl_url, tsa=tsa, key_usage=key_usage
+        )
         stem = f"{kind}-{certificate.serial_number:032x}"
         store = _Store(self.directory, self.passphrase)
         store.save(stem, key, certificate)
@@ -316,15 +347,22 @@ def _make_end_entity(
     crl_url: str,
     *,
     tsa: bool,
+    key_usage: x509.KeyUsage | None = None,
 ) -> tuple[PrivateKey, x509.Certificate]:
     key = generate_key(key_type)
+    extensions = end_entity_extensions(crl_url=crl_url, timestamping=tsa)
+    if key_usage is not None:  # replaces the profile's keyUsage, still critical
+        extensions = [
+            (key_usage, True) if isinstance(extension, x509.KeyUsage) else (extension, critical)
+            for extension, critical in extensions
+        ]
     certificate = sign_certificate(
         subject=subject,
         public_key=key.public_key(),
         issuer=issuer,
         now=now,
         lifetime=TSA_LIFETIME if tsa else END_ENTITY_LIFETIME,
-        extensions=end_entity_extensions(crl_url=crl_url, timestamping=tsa),
+        extensions=extensions,
     )
     return key, certificate
 
