@@ -17,6 +17,7 @@ from dangan.licences import lifecycle
 from dangan.licences.records import REASON_CODES, StatusChange
 from dangan.licences.service import IssueRequest
 from dangan.licences.types import list_types
+from dangan.licences.views import describe
 
 router = APIRouter(tags=["licences"])
 
@@ -139,7 +140,7 @@ async def get_licence(
     ctx: Annotated[AppContext, Depends(context)],
 ) -> dict[str, Any]:
     licence, history = await run_in_threadpool(lifecycle.get_licence, ctx.licences, licence_id)
-    return {**ctx.licences.describe(licence), "history": [_change(c) for c in history]}
+    return {**describe(ctx.licences, licence), "history": [_change(c) for c in history]}
 
 
 @router.post(
@@ -156,7 +157,7 @@ async def search_licences(
             ctx.licences, id_type=body.id_type, id_number=body.id_number, type_code=body.type
         )
     )
-    return {"items": [ctx.licences.describe(lic) for lic in found]}
+    return {"items": [describe(ctx.licences, lic) for lic in found]}
 
 
 def _change(change: StatusChange) -> dict[str, Any]:
@@ -183,7 +184,7 @@ def _status_route(action: str) -> None:
                 reason_code=body.reason_code, reason=body.reason,
             )
         )
-        return {**ctx.licences.describe(licence), "ledger": proof}
+        return {**describe(ctx.licences, licence), "ledger": proof}
 
     router.add_api_route(
         f"/v1/licences/{{licence_id}}/{action}",

@@ -46,6 +46,7 @@ from dangan.licences.render import LicenceField, LicenceRendering, make_qr, rend
 from dangan.licences.token import QrClaims, qr_url, sign_token, token_text
 from dangan.licences.trust_list import TrustedKey, TrustList
 from dangan.licences.types import LicenceType, get_type
+from dangan.licences.views import describe
 from dangan.seals import registry
 from dangan.seals.service import Placement, SealingService
 from dangan.storage import StoredObject
@@ -377,39 +378,10 @@ class LicenceService:
 
     def _answer(self, conn: Connection, value: tuple[Licence, Any], sealed: Any) -> dict[str, Any]:
         licence, entry = value
-        answer = self.describe(licence)
+        answer = describe(self, licence)
         if sealed is not None:
             answer["ledger"] = receipt_proof(conn, entry, sealed)
         return answer
-
-    # --- views -------------------------------------------------------------------------
-
-    def verification_url(self, licence: Licence) -> str:
-        """The public page of ``licence`` (the QR's URL, in lower case)."""
-        return f"{self.settings.effective_public_url}/v/{licence.token}"
-
-    def describe(self, licence: Licence) -> dict[str, Any]:
-        """The licence as the API shows it to issuers and departments that reuse it."""
-        licence_type = self.licence_type(licence.type_code)
-        return {
-            "id": licence.id,
-            "identifier": licence.identifier,
-            "type": {"code": licence_type.code, "name": {"zh": licence_type.name_zh, "en": licence_type.name_en}},
-            "issuer": {"organisation": licence.organisation, "uscc": licence_type.issuer_uscc},
-            "holder": {
-                "name": licence.holder_name,
-                "id_type": licence.holder_id_type,
-                "id_number_masked": licence.holder_id_masked,
-            },
-            "fields": licence.fields,
-            "valid_from": licence.valid_from.isoformat(),
-            "valid_until": licence.valid_until.isoformat() if licence.valid_until else None,
-            "status": licence.status_on(self.today()),
-            "document": {"id": licence.document_id, "version": 1, "sha256": licence.pdf_sha256},
-            "verification_url": self.verification_url(licence),
-            "issued_at": licence.issued_at.isoformat().replace("+00:00", "Z"),
-        }
-
 
 def _add_years(day: date, years: int) -> date:
     try:
