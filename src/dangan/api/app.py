@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import dangan
-from dangan.api import documents, ledger, licences, ops, pki, public, seals, validation
+from dangan.api import documents, ledger, licences, ops, pki, public, public_page, seals, validation
 from dangan.api.deps import AppContext
 from dangan.api.observability import Metrics, RequestContextMiddleware
 from dangan.api.problems import install_problem_handlers
@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     app.include_router(validation.router)
     app.include_router(licences.router)
     app.include_router(public.router)
+    app.include_router(public_page.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 
