@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 class Connection:
@@ -97,3 +97,44 @@ async def run_load(
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - started, latencies, statuses
+
+
+async def run_for(
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    *,
+    concurrency: int,
+    seconds: float,
+    accept: Callable[[int, bytes], bool] = lambda status, body: status == 200,
+) -> tuple[float, list[float], list[tuple[int, bytes]]]:
+    """Send ``requests`` round and round over ``concurrency`` connections for ``seconds``;
+    (seconds taken, latencies, the answers ``accept`` refused).
+
+    A connection sends its next request as soon as its answer is read (no pipelining);
+    the run ends when every connection's last answer has come after the deadline.
+    """
+    latencies: list[float] = []
+    refused: list[tuple[int, bytes]] = []
+    clock = time.perf_counter
+    deadline = clock() + seconds
+
+    async def worker(first: int) -> None:
+        conn = Connection(host, port)
+        index = first
+        try:
+            while True:
+                started = clock()
+                if started >= deadline:
+                    return
+                status, body = await conn.request(requests[index % len(requests)])
+                latencies.append(clock() - started)
+                if not accept(status, body):
+                    refused.append((status, body))
+                index += concurrency
+        finally:
+            conn.close()
+
+    started = clock()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return clock() - started, latencies, refused

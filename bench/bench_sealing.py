@@ -23,6 +23,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -39,25 +40,32 @@ def json_request(path: str, port: int, key: str, body: dict) -> bytes:
     return build_request("POST", path, f"127.0.0.1:{port}", headers, json.dumps(body).encode())
 
 
-def engine_baseline(pdf: bytes, count: int, root: Path) -> float:
-    """Seals per second of dangan's signing engine alone, in this process."""
+def seal_engine(root: Path, *, key_type: str = "rsa2048") -> tuple[Any, Any, bytes]:
+    """A development seal key loaded once, the built-in TSA in process and a round seal
+    image: (signer, timestamper, image) for ``sign_pdf``."""
     from dangan.signing.keys import LoadedKeySigner
-    from dangan.signing.pades import InProcessTimeStamper, sign_pdf
+    from dangan.signing.pades import InProcessTimeStamper
     from dangan.signing.pki import DevPki
     from dangan.signing.tsa import TimestampAuthority
     from dangan.seals.appearance import render_round_seal
 
     now = datetime.now(UTC)
     pki = DevPki.create(root, now=now, crl_url="http://127.0.0.1/crl", passphrase=b"bench")
-    credential = pki.issue_seal_certificate(organisation="bench", key_type="rsa2048", now=now)
+    credential = pki.issue_seal_certificate(organisation="bench", key_type=key_type, now=now)
     signer = LoadedKeySigner.create(
         certificate=credential.certificate, private_key=credential.private_key, chain=credential.chain
     )
     tsa = TimestampAuthority.from_credential(
         pki.tsa, policy_oid="1.3.6.1.4.1.57264.1.1", accuracy_ms=1000, clock=lambda: datetime.now(UTC)
     )
-    stamper = InProcessTimeStamper(tsa)
-    seal = render_round_seal(organisation="bench")
+    return signer, InProcessTimeStamper(tsa), render_round_seal(organisation="bench")
+
+
+def engine_baseline(pdf: bytes, count: int, root: Path) -> float:
+    """Seals per second of dangan's signing engine alone, in this process."""
+    from dangan.signing.pades import sign_pdf
+
+    signer, stamper, seal = seal_engine(root)
 
     async def run() -> float:
         started = 0.0

@@ -289,3 +289,19 @@ def test_trust_list_lists_the_qr_key(licence_api: TestClient) -> None:
     trust = TrustList.from_json(document)
     assert [k.status for k in trust.keys].count("active") == 1
     assert all(len(k.kid) == 8 for k in trust.keys)
+
+
+def test_fast_path_and_route_answer_alike(licence_api: TestClient, issuer: dict[str, str]) -> None:
+    licence = issue(licence_api, issuer, food_licence())
+    token = token_from_payload(licence["verification_url"])
+    fast = licence_api.get("/v1/public/licences/verify", params={"token": token})
+    # An extra parameter is not the fast path's single token: the route answers.
+    routed = licence_api.get("/v1/public/licences/verify", params={"token": token, "x": "1"})
+    assert fast.status_code == routed.status_code == 200
+    drop = lambda body: {k: v for k, v in body.items() if k != "checked_at"}  # noqa: E731
+    assert drop(fast.json()) == drop(routed.json())
+    assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    assert fast.headers["cache-control"] == routed.headers["cache-control"] == "no-store"
+    missing = licence_api.get("/v1/public/licences/verify")
+    assert missing.status_code == 422
+    assert missing.headers["content-type"] == "application/problem+json"

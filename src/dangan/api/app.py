@@ -52,6 +52,8 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     app.include_router(licences.router)
     app.include_router(public.router)
     app.include_router(public_page.router)
+    verify_route = next(r for r in public.router.routes if getattr(r, "path", None) == public.VERIFY_PATH)
+    app.add_middleware(public.VerifyFastPath, route=verify_route)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
 

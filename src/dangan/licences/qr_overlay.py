@@ -1,12 +1,12 @@
-"""Putting the QR on a rendered licence as an incremental update (ISO 32000-2 §7.5.6).
+"""Putting the QR on a rendered licence in an incremental update (ISO 32000-2 §7.5.6).
 
 The QR token carries a digest of the licence PDF, and the QR is in that PDF: a digest
-cannot cover itself. So a licence is written in three revisions, each a byte prefix of
-the next:
+cannot cover itself. So a licence is written in two revisions, the first a byte prefix
+of the second:
 
     1. the rendered licence, with a blank square where the QR goes  ← the token's digest
-    2. an update that draws the QR there (vector modules, ISO/IEC 18004 level Q)
-    3. the seal's PAdES signature, which covers revisions 1 and 2 and itself
+    2. one update that draws the QR there (vector modules, ISO/IEC 18004 level Q) and
+       adds the seal's PAdES signature, which covers both revisions
 
 Anyone holding the issued PDF can cut it at the end of revision 1 (after its first
 ``%%EOF`` and the end-of-line marker that follows) and compare that prefix with the token; the public page compares the whole file with the
@@ -15,7 +15,6 @@ fingerprint of the issued PDF.
 
 from __future__ import annotations
 
-import io
 import re
 
 from pyhanko.pdf_utils import generic
@@ -48,16 +47,19 @@ def qr_operators(qr: QrSymbol, *, x: float, y: float, size: float) -> bytes:
     return b"\n".join(ops)
 
 
-def add_qr(
-    pdf: bytes, qr: QrSymbol, *, box_mm: tuple[float, float, float], page_height_mm: float
-) -> bytes:
-    """``pdf`` with ``qr`` drawn on its first page as a new revision.
+def draw_qr(
+    writer: IncrementalPdfFileWriter,
+    qr: QrSymbol,
+    *,
+    box_mm: tuple[float, float, float],
+    page_height_mm: float,
+) -> None:
+    """Draw ``qr`` on the first page of the document ``writer`` is updating.
 
     ``box_mm`` is (x, y, size): the QR square's left and top edges, in millimetres from
     the page's top-left corner, and its side.
     """
     x_mm, top_mm, size_mm = box_mm
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     x = x_mm * PT_PER_MM
     y = (page_height_mm - top_mm - size_mm) * PT_PER_MM
     # The earlier content may leave the graphics state changed: wrap it in q … Q first.
@@ -67,6 +69,3 @@ def add_qr(
     )
     writer.add_stream_to_page(0, before, prepend=True)
     writer.add_stream_to_page(0, after)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()

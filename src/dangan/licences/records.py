@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
+from dangan.db.direct import DirectStatement
 from dangan.db.engine import stored_time
 from dangan.db.tables import licence_status_changes, licences
 from dangan.errors import Conflict, InvalidRequest, NotFound
@@ -49,6 +50,14 @@ REASON_CODES: Mapping[str, tuple[str, ...]] = {
         "other",
     ),
 }
+
+
+def status_on(status: str, valid_until: date | None, today: date) -> str:
+    """The status on ``today``: an active or suspended licence past its last day is
+    expired even before the expiry sweep records it."""
+    if status in ("active", "suspended") and valid_until is not None and today > valid_until:
+        return "expired"
+    return status
 
 
 class LicenceTransitionRefused(Conflict):
@@ -91,11 +100,8 @@ class Licence:
     """The ``licence.issued`` entry."""
 
     def status_on(self, today: date) -> str:
-        """The status on ``today``: an active or suspended licence past its last day is
-        expired even before the expiry sweep records it."""
-        if self.status in ("active", "suspended") and self.valid_until and today > self.valid_until:
-            return "expired"
-        return self.status
+        """The status on ``today`` (:func:`status_on`)."""
+        return status_on(self.status, self.valid_until, today)
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,50 @@ def find_by_identifier(conn: Connection, identifier: str) -> Licence | None:
     """The licence with this identifier, if any."""
     row = conn.execute(select(licences).where(licences.c.identifier == identifier)).mappings().first()
     return _licence(row) if row is not None else None
+
+
+#: What public verification reads: plain text columns only, on the driver's cursor
+#: (dangan.db.direct) — every scan runs it.
+_PUBLIC_VIEW = DirectStatement(
+    select(
+        licences.c.type_code,
+        licences.c.organisation,
+        licences.c.valid_from,
+        licences.c.valid_until,
+        licences.c.status,
+        licences.c.pdf_sha256,
+        licences.c.token,
+    ).where(licences.c.identifier == bindparam("identifier"))
+)
+
+
+@dataclass(frozen=True)
+class PublicRow:
+    """The columns public verification needs of a licence."""
+
+    type_code: str
+    organisation: str
+    valid_from: date
+    valid_until: date | None
+    status: str
+    pdf_sha256: str
+    token: str
+
+    def status_on(self, today: date) -> str:
+        """The status on ``today`` (:func:`status_on`)."""
+        return status_on(self.status, self.valid_until, today)
+
+
+def public_row(conn: Connection, identifier: str) -> PublicRow | None:
+    """The public columns of the licence with ``identifier``, if any."""
+    rows = _PUBLIC_VIEW.execute(conn, {"identifier": identifier})
+    if not rows:
+        return None
+    type_code, organisation, valid_from, valid_until, status, pdf_sha256, token = rows[0]
+    return PublicRow(
+        type_code, organisation, date.fromisoformat(valid_from),
+        date.fromisoformat(valid_until) if valid_until else None, status, pdf_sha256, token,
+    )
 
 
 def find_by_holder(

@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -40,15 +41,16 @@ from dangan.licences import records
 from dangan.licences.holders import ID_TYPE_LABELS, Holder, HolderIndex, check_holder
 from dangan.licences.identifiers import LicenceIdentifier, new_serial
 from dangan.licences.qr_key import QrSigningKey, load_qr_keys, trust_list
-from dangan.licences.qr_overlay import add_qr
+from dangan.licences.qr_overlay import PT_PER_MM, draw_qr
 from dangan.licences.records import Licence
 from dangan.licences.render import LicenceField, LicenceRendering, make_qr, render_licence_pdf
 from dangan.licences.token import QrClaims, qr_url, sign_token, token_text
 from dangan.licences.trust_list import TrustedKey, TrustList
 from dangan.licences.types import LicenceType, get_type
+from dangan.licences.verification import VerifiedTokens
 from dangan.licences.views import describe
 from dangan.seals import registry
-from dangan.seals.service import Placement, SealingService
+from dangan.seals.service import SealingService
 from dangan.storage import StoredObject
 
 #: A4 portrait, in millimetres.
@@ -86,9 +88,12 @@ class _Prepared:
     valid_from: date
     valid_until: date | None
     pdf: bytes
-    """Revision 2: rendered, with the QR."""
+    """Revision 1: rendered, a blank square where the QR goes (the token's digest)."""
     token: str
-    placement: Placement
+    seal_box: tuple[float, float, float, float]
+    """Where the seal goes on page 1, in points."""
+    draw_qr: Callable[[Any], None]
+    """Draws the QR in the sealing revision."""
 
 
 class LicenceService:
@@ -115,6 +120,8 @@ class LicenceService:
             trusted_keys, issuer=settings.effective_public_url, now=backends.clock()
         )
         self.holder_index = holder_index
+        #: Tokens already verified in this process (see verification.VerifiedTokens).
+        self.verified_tokens = VerifiedTokens()
         self.timezone = ZoneInfo(settings.licence_timezone)
         self._types: dict[str, LicenceType] = {}
         self._types_lock = threading.Lock()
@@ -177,9 +184,11 @@ class LicenceService:
         stored = await self.sealing.seal_pdf(
             prepared.seal,
             prepared.pdf,
-            placement=prepared.placement,
+            page=0,
+            box=prepared.seal_box,
             level=request.level,
             reason=f"{prepared.licence_type.name_zh} {prepared.identifier}",
+            changes=prepared.draw_qr,
         )
         job, complete = idempotent_write(
             client_id=client.id,
@@ -272,11 +281,14 @@ class LicenceService:
             sign_token(claims, key=self.qr_key.private_key, certificate=self.qr_key.certificate)
         )
         qr = make_qr(qr_url(self.settings.effective_public_url, token))
-        pdf = add_qr(rendered.pdf, qr, box_mm=rendered.qr_box_mm, page_height_mm=A4_HEIGHT_MM)
         x, y, width, height = rendered.seal_box_mm
         return _Prepared(
-            licence_type, seal, holder, identifier, valid_from, valid_until, pdf, token,
-            Placement(page=1, x=x, y=y, width=width, height=height),
+            licence_type, seal, holder, identifier, valid_from, valid_until, rendered.pdf,
+            token,
+            # The seal's box in points, from the top-left millimetres of the A4 page.
+            (x * PT_PER_MM, (A4_HEIGHT_MM - y - height) * PT_PER_MM,
+             (x + width) * PT_PER_MM, (A4_HEIGHT_MM - y) * PT_PER_MM),
+            partial(draw_qr, qr=qr, box_mm=rendered.qr_box_mm, page_height_mm=A4_HEIGHT_MM),
         )
 
     def _validity(

@@ -25,6 +25,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -100,10 +101,13 @@ class LicenceType:
     definition: Mapping[str, Any]
     """The definition as registered (JSON)."""
 
+    @cached_property
+    def _validator(self) -> Draft202012Validator:
+        return Draft202012Validator(self.schema)
+
     def check_fields(self, values: Mapping[str, Any]) -> None:
         """:class:`InvalidMetadata` listing every way ``values`` breaks the schema."""
-        validator = Draft202012Validator(self.schema)
-        errors = sorted(validator.iter_errors(values), key=lambda e: list(e.absolute_path))
+        errors = sorted(self._validator.iter_errors(values), key=lambda e: list(e.absolute_path))
         if errors:
             problems = [
                 {"field": "/".join(str(p) for p in e.absolute_path) or "(fields)", "error": e.message}

@@ -13,11 +13,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dangan.licences import records
-from dangan.licences.service import LicenceService
-from dangan.licences.token import TokenNotRecognised, token_bytes, token_text, verify_token
+from dangan.licences.token import (
+    QrClaims,
+    TokenNotRecognised,
+    token_bytes,
+    token_text,
+    verify_token,
+)
+
+if TYPE_CHECKING:
+    from dangan.licences.service import LicenceService
 
 log = logging.getLogger("dangan.licences.verify")
 
@@ -78,33 +86,60 @@ class Verification:
 def verify_public(service: LicenceService, text: str) -> Verification:
     """Verify a scanned token (blocking: one indexed read). Never raises for a bad token."""
     now = service.backends.clock()
-    try:
-        claims, _key = verify_token(text, service.trust, now=now)
-        canonical = token_text(token_bytes(text))
-    except TokenNotRecognised as exc:
-        # The reason stays in this process's debug log; the caller learns nothing.
-        log.debug("token not recognised", extra={"reason": getattr(exc, "_reason", None)})
-        return Verification("not_recognised", now, None)
+    verified = service.verified_tokens.get(text)
+    if verified is None:
+        try:
+            raw = token_bytes(text)
+            claims, _key = verify_token(raw, service.trust, now=now)
+        except TokenNotRecognised as exc:
+            # The reason stays in this process's debug log; the caller learns nothing.
+            log.debug("token not recognised", extra={"reason": getattr(exc, "_reason", None)})
+            return Verification("not_recognised", now, None)
+        verified = service.verified_tokens.put(text, (claims, token_text(raw)))
+    claims, canonical = verified
     with service.backends.engine.connect() as conn:
-        licence = records.find_by_identifier(conn, claims.licence)
-    if licence is None or licence.token != canonical:
+        row = records.public_row(conn, claims.licence)
+    if row is None or row.token != canonical:
         return Verification("not_recognised", now, None)
-    licence_type = service.licence_type(licence.type_code)
-    status = _PUBLIC_STATUS[licence.status_on(service.today(now))]
+    licence_type = service.licence_type(row.type_code)
+    status = _PUBLIC_STATUS[row.status_on(service.today(now))]
     return Verification(
         status,  # type: ignore[arg-type]
         now,
         PublicLicence(
-            identifier=licence.identifier,
+            identifier=claims.licence,
             type_code=licence_type.code,
             type_name_zh=licence_type.name_zh,
             type_name_en=licence_type.name_en,
-            issuer=licence.organisation,
+            issuer=row.organisation,
             issuer_uscc=licence_type.issuer_uscc,
             holder=claims.holder,
-            valid_from=licence.valid_from,
-            valid_until=licence.valid_until,
-            issued_on=service.today(licence.issued_at),
-            pdf_sha256=licence.pdf_sha256,
+            valid_from=row.valid_from,
+            valid_until=row.valid_until,
+            issued_on=service.today(claims.issued_at),
+            pdf_sha256=row.pdf_sha256,
         ),
     )
+
+
+class VerifiedTokens:
+    """Tokens whose signature already checked out, with their claims, by their text.
+
+    A token never changes and neither does its signature's validity while the process
+    runs (the trust list is loaded once), so a scan repeated within the process skips
+    the base32 decoding and the ECDSA check; the licence's status is read every time.
+    Only successes are kept, at most ``max_entries`` (the oldest go first).
+    """
+
+    def __init__(self, *, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[QrClaims, str]] = {}
+
+    def get(self, text: str) -> tuple[QrClaims, str] | None:
+        return self._entries.get(text)
+
+    def put(self, text: str, value: tuple[QrClaims, str]) -> tuple[QrClaims, str]:
+        if len(self._entries) >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)), None)
+        self._entries[text] = value
+        return value

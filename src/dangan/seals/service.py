@@ -337,17 +337,19 @@ class SealingService:
         seal: registry.Seal,
         pdf: bytes,
         *,
-        placement: Placement,
+        page: int,
+        box: tuple[float, float, float, float],
         level: PadesLevel = "B-T",
         reason: str | None = None,
-        location: str | None = None,
+        changes: Callable[[Any], None] | None = None,
     ) -> StoredObject:
-        """Seal ``pdf`` (not yet a document) with ``seal`` and store the result; the
-        caller records it, checking inside its transaction that the seal is still active
+        """Seal ``pdf`` (not yet a document) with ``seal`` at ``box`` (points) on the
+        0-based ``page`` and store the result; ``changes`` edit the document in the
+        signature's own update (see :func:`sign_pdf`). The caller records the result,
+        checking inside its transaction that the seal is still active
         (:func:`registry.require_active`) and logging the use (:func:`registry.record_use`)."""
         registry.require_active(seal)
         credential = await asyncio.to_thread(self.keys.credential, seal.id, seal.key_source)
-        page, box = _place(pdf, placement)
         return await self._sign_and_store(
             pdf,
             credential,
@@ -356,7 +358,7 @@ class SealingService:
             box=box,
             appearance=self.seal_image(seal),
             reason=reason,
-            location=location,
+            changes=changes,
         )
 
     def _replay(self, client: Client, key: str | None, fp: str) -> dict[str, Any] | None:

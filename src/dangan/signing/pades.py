@@ -23,7 +23,7 @@ Errors, below :class:`~dangan.signing.errors.SigningError`:
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -139,6 +139,7 @@ async def sign_pdf(
     validation_context: ValidationContext | None = None,
     font_path: Path = DEFAULT_CJK_FONT,
     extra_widgets: Sequence[ExtraWidget] = (),
+    changes: Callable[[IncrementalPdfFileWriter], None] | None = None,
 ) -> bytes:
     """``pdf`` with one more PAdES signature of ``level``, appended as an incremental update.
 
@@ -151,7 +152,9 @@ async def sign_pdf(
     invisible. ``certify`` makes a certification signature (ISO 32000-2 §12.8.2.2) with
     ``docmdp`` permissions, only as the document's first signature; ``docmdp`` is
     ignored otherwise. ``extra_widgets`` give the same (new, visible) signature field
-    more widgets on other pages, e.g. the slices of a cross-page seal.
+    more widgets on other pages, e.g. the slices of a cross-page seal. ``changes``, when
+    given, edits the document in the same incremental update as the signature, which
+    then covers them (e.g. a licence's QR code drawn on its page).
 
     B-T and above need ``timestamper`` (keep one and reuse it: it caches per instance).
     B-LT and B-LTA need ``validation_context``, whose certificates, CRLs and OCSP
@@ -167,6 +170,8 @@ async def sign_pdf(
         level, docmdp=docmdp, now=now, timestamper=timestamper, context=validation_context
     )
     writer = _open(pdf, certify=certify)
+    if changes is not None:
+        changes(writer)
     field_name, field_spec = _field(
         writer, field_name, page=page, box=box, split=bool(extra_widgets)
     )
