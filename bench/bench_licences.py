@@ -30,13 +30,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._http import build_request, run_for, run_load  # noqa: E402
-from bench.bench_sealing import json_request, seal_engine  # noqa: E402
-from tests.support.server import dangan_cli, free_port, running_server  # noqa: E402
+from bench._http import build_request, run_for, run_load
+from bench.bench_sealing import json_request, seal_engine
+from tests.support.server import (
+    dangan_cli,
+    free_port,
+    running_server,
+    wait_until_ready,
+)
 
 with warnings.catch_warnings():  # starlette's TestClient warns about httpx on import
     warnings.simplefilter("ignore")
@@ -77,20 +80,7 @@ def running_trivial_app(port: int, workers: int, log: Path) -> Iterator[subproce
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"trivial app exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"trivial app did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_until_ready(process, f"http://127.0.0.1:{port}/ping", log, what="trivial app")
         yield process
     finally:
         if process.poll() is None:
@@ -228,7 +218,6 @@ def in_process_stages(answer: dict, root: Path, count: int = 20) -> dict[str, fl
     render, QR, QR overlay, and the seal (``sign_pdf`` at B-T with a P-256 development key,
     the example types' seal, and the TSA in process; what ``seal_pdf`` does before storing)."""
     from datetime import UTC, datetime
-
     from functools import partial
 
     from dangan.licences.qr_overlay import draw_qr

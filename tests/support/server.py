@@ -69,18 +69,26 @@ def running_server(env: dict[str, str], log: Path, *, port: int | None = None) -
         )
     server = Server(process=process, url=f"http://127.0.0.1:{port}", log=log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_until_ready(process, f"{server.url}/healthz", log, what="server")
         yield server
     finally:
         server.stop()
+
+
+def wait_until_ready(
+    process: subprocess.Popen, url: str, log: Path, *, what: str, seconds: float = 60
+) -> None:
+    """Wait until ``url`` answers 200; RuntimeError with the log's tail if ``process``
+    exits first or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
