@@ -156,7 +156,8 @@ def bench_verification(sides: list[Side], args: argparse.Namespace) -> bool:
     baseline, dangan = sides
     print(f"(a) verification: {args.clients} keep-alive clients, {args.workers} worker(s), "
           f"{args.slices} alternating slices of {args.seconds / args.slices:.0f} s a side; "
-          f"public rate limit raised to {RATE_LIMIT}/min so that it never answers 429")
+          f"public rate limit raised to {RATE_LIMIT}/min so that it never answers 429; "
+          f"verified-token cache {args.token_cache or 'off: every scan checks the signature'}")
     cpu = (baseline.client_cpu + dangan.client_cpu) / (baseline.count + dangan.count)
     print(f"  client: bench/_http.py on {'uvloop' if _has_uvloop() else 'asyncio'} in this "
           f"process, {cpu * 1e6:.0f} us CPU a request; every answer 200 with status \"valid\"")
@@ -265,12 +266,18 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=3, help="slices the sides alternate in")
     parser.add_argument("--licences", type=int, default=20, help="licences verified in (a)")
     parser.add_argument("--issuances", type=int, default=40, help="issuances timed in (b)")
+    parser.add_argument(
+        "--token-cache", type=int, default=0,
+        help="DANGAN_VERIFIED_TOKEN_CACHE of the server (default 0: every scan checks the "
+             "token's signature, as for licences scanned once each)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="dangan-bench-", dir=os.environ.get("TMPDIR")) as tmp:
         root = Path(tmp)
         env = {"DANGAN_DATA_DIR": str(root / "data"), "DANGAN_LOG_LEVEL": "WARNING",
-               "DANGAN_PUBLIC_RATE_LIMIT": str(RATE_LIMIT)}
+               "DANGAN_PUBLIC_RATE_LIMIT": str(RATE_LIMIT),
+               "DANGAN_VERIFIED_TOKEN_CACHE": str(args.token_cache)}
         key = dangan_cli(
             "clients", "create", "--name", "bench", "--org", ISSUER,
             "--scopes", "licences:issue,licences:read", env=env,

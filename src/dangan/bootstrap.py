@@ -81,7 +81,7 @@ def _licence_keys(settings: Settings, pki: DevPki) -> None:
     from dangan.licences.holders import HolderIndex
     from dangan.licences.qr_key import create_qr_key, load_qr_keys
 
-    active, _trusted = load_qr_keys(settings.qr_key_dir, pki.passphrase)
+    active, _trusted = load_qr_keys(settings.qr_key_dir, pki.passphrase, now=system_clock())
     if active is None:
         create_qr_key(pki, settings.qr_key_dir, pki.passphrase, now=system_clock())
     HolderIndex.from_file(settings.holder_index_key_file, create=True)

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     public_rate_limit: int = Field(default=60, ge=1)
     """Requests per minute each client address may make to the public verification
     page and API (per worker process; bursts up to the same number)."""
+    verified_token_cache: int = Field(default=10_000, ge=0)
+    """QR tokens each worker remembers as verified (their signature is checked once);
+    0 checks every scan afresh. The licence's status is read on every scan either way."""
     load_example_licence_types: bool = True
     """Whether ``dangan serve`` registers the two example licence types (and a
     development seal for their issuer) when they are missing."""

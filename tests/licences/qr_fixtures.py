@@ -30,7 +30,6 @@ from tests.licences.qr_values import (
 )
 
 
-
 @pytest.fixture(scope="session")
 def qr_now() -> datetime:
     """The run's "now", whole seconds (the PKI issues certificates at the real time)."""

@@ -91,3 +91,55 @@ def test_expiry_is_shown_then_recorded_once(settings: Settings, backends, exampl
         assert verify_public(after, token).status == "revoked"
     finally:
         later.close()
+
+
+def test_the_last_day_ends_at_local_midnight(settings: Settings, backends, examples: list[str]) -> None:
+    """Asia/Shanghai is UTC+8: the last day ends at 16:00 UTC."""
+    client = make_client(backends, "licences:issue", org=ISSUER).client
+    service = _service(settings, backends)
+    last_day = service.today()
+    answer, _ = asyncio.run(service.issue(client, IssueRequest(
+        type_code="SPJY", holder_name="示范市张小明餐饮有限公司", holder_id_type="uscc",
+        holder_id_number=HOLDER_USCC, fields=food_licence()["fields"], valid_until=last_day,
+    )))
+    token = answer["verification_url"].rsplit("/", 1)[1]
+    for moment, status in (
+        (datetime(last_day.year, last_day.month, last_day.day, 15, 59, 59, tzinfo=UTC), "valid"),
+        (datetime(last_day.year, last_day.month, last_day.day, 16, 0, 0, tzinfo=UTC), "expired"),
+    ):
+        later = open_backends(settings, clock=Clock(moment))
+        try:
+            assert verify_public(_service(settings, later), token).status == status, moment
+        finally:
+            later.close()
+
+
+def test_no_issuing_with_a_qr_key_that_is_not_valid(settings: Settings, backends) -> None:
+    from dangan.errors import BackendUnavailable
+
+    far = open_backends(settings, clock=Clock(datetime.now(UTC) + timedelta(days=365 * 10)))
+    try:
+        with pytest.raises(BackendUnavailable, match="QR-signing key"):
+            _service(settings, far)
+    finally:
+        far.close()
+
+
+def test_a_term_from_29_february_ends_on_28_february() -> None:
+    from dangan.licences.types import add_years
+
+    assert add_years(date(2028, 2, 29), 5) - timedelta(days=1) == date(2033, 2, 28)
+    assert add_years(date(2026, 11, 28), 5) - timedelta(days=1) == date(2031, 11, 27)
+
+
+def test_one_credit_code_names_one_issuer(backends, examples: list[str]) -> None:
+    from dangan.errors import Forbidden
+    from dangan.licences import types
+
+    other = make_client(backends, "licences:issue", org="别的局").client
+    definition = {**types.example_definitions()[0], "code": "XX01", "organisation": "别的局"}
+    with backends.engine.connect() as conn:
+        seal_id = conn.execute(select(types.licence_types.c.seal_id)).first()[0]
+    with pytest.raises(Forbidden, match="already names"):
+        backends.writer.run(lambda conn: types.register_type(
+            conn, definition=definition, seal_id=seal_id, client=other, now=datetime.now(UTC)))

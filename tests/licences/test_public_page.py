@@ -150,8 +150,16 @@ def test_access_log_names_the_route_not_the_token(
         page(licence_api, f"/v/{token}")
         page(licence_api, f"/V/{token}")
         page(licence_api, f"/v/{token[:-4]}")
+        # Paths no route matches: a trailing slash or segment, the JSON route's own.
+        licence_api.get(f"/v/{token}/x", follow_redirects=False)
+        licence_api.get(f"/v/{token}/", follow_redirects=False)
+        licence_api.get(f"/v1/public/licences/verify/{token}")
+        licence_api.get("/v1/public/licences/verify", params={"token": token})
     paths = [r.path for r in caplog.records if r.name == "dangan.access"]
-    assert paths == ["/v/{token}", "/V/{token}", "/v/{token}"]
+    assert paths == [
+        "/v/{token}", "/V/{token}", "/v/{token}", "/v/…", "/v/…", "/v1/public/…",
+        "/v1/public/licences/verify",
+    ]
     # Our logs only: httpx's client-side log (the test's own requests) names the URL.
     for record in (r for r in caplog.records if r.name.startswith("dangan")):
         logged = repr(record.__dict__)

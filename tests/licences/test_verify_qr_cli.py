@@ -20,7 +20,7 @@ from tests.licences.qr_values import IDENTIFIER, PDF_SHA256, PUBLIC_URL
 pytest_plugins = ["tests.licences.qr_fixtures"]
 
 
-def run(*args: str):  # noqa: ANN201 - a click Result
+def run(*args: str):
     return CliRunner().invoke(app, ["verify-qr", *args])
 
 

@@ -78,8 +78,18 @@ class Metrics:
         )
 
 
-#: Routes whose paths carry a licence token.
-_PUBLIC_ROUTES = ("/v/", "/V/", "/v1/public/")
+#: Paths that may carry a licence token.
+_PUBLIC_PREFIXES = ("/v/", "/V/", "/v1/public/")
+
+
+def _loggable_path(path: str, route: str) -> str:
+    """``path``, or for a public verification path its route, or just its prefix when no
+    route matched (``/v/…/x``, a trailing slash): the token stays out of the log."""
+    for prefix in _PUBLIC_PREFIXES:
+        if path.startswith(prefix):
+            return route if route.startswith(prefix) else prefix + "…"
+    return path
+
 
 
 class RequestContextMiddleware:
@@ -130,8 +140,8 @@ class RequestContextMiddleware:
                 extra={
                     "method": scope["method"],
                     # A licence token says who holds the licence: public verification
-                    # is logged by its route, never by its path.
-                    "path": route if route.startswith(_PUBLIC_ROUTES) else scope["path"],
+                    # is logged by its route (or its prefix), never by its path.
+                    "path": _loggable_path(scope["path"], route),
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
                 },

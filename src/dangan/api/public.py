@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dangan.api.deps import AppContext, context
-from dangan.api.ratelimit import TooManyRequests, public_rate_limit
+from dangan.api.ratelimit import TooManyRequests, client_key, public_rate_limit
 from dangan.licences.verification import verify_public
 
 router = APIRouter(tags=["public"])
@@ -70,7 +70,7 @@ class VerifyFastPath:
         try:
             if token is None:
                 raise ValueError("not a single token parameter")
-            ctx.public_limiter.check(client[0] if client else "unknown")
+            ctx.public_limiter.check(client_key(client[0] if client else None))
         except (ValueError, TooManyRequests):
             await self.app(scope, receive, send)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -42,7 +43,20 @@ class RateLimiter:
             self._buckets.popitem(last=False)  # the address seen longest ago
 
 
+def client_key(host: str | None) -> str:
+    """The bucket of a peer: its IPv4 address, or its IPv6 /64 (one subscriber's
+    network: an IPv6 host may take any address in it)."""
+    if not host:
+        return "unknown"
+    if ":" not in host:
+        return host
+    try:
+        return str(ipaddress.IPv6Network(f"{host}/64", strict=False))
+    except ValueError:
+        return host
+
+
 async def public_rate_limit(request: Request) -> None:
-    """Dependency: the app's :class:`RateLimiter`, keyed by the peer address."""
-    address = request.client.host if request.client else "unknown"
-    request.app.state.ctx.public_limiter.check(address)
+    """Dependency: the app's :class:`RateLimiter`, keyed by :func:`client_key`."""
+    host = request.client.host if request.client else None
+    request.app.state.ctx.public_limiter.check(client_key(host))

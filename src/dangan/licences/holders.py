@@ -94,7 +94,7 @@ def mask_name(name: str) -> str:
     if name.isascii():
         words = name.split()
         words = words if len(words) <= 3 else [*words[:2], words[-1]]
-        return " ".join(w[0] + "*" * min(len(w) - 1, 4) for w in words)
+        return " ".join(w[0] + "*" * max(1, min(len(w) - 1, 4)) for w in words)
     n = len(name)
     if n <= 2:
         return name[0] + "*"

@@ -2,9 +2,9 @@
 recorded licence.
 
     issue   type + holder + fields → checked against the type's schema → identifier →
-            rendered A4 PDF (revision 1) → QR token over its digest → QR drawn
-            (revision 2) → sealed with the type's seal, B-T or B-LT (revision 3) →
-            one transaction: the PDF as a document (``document.ingested``), the licence
+            rendered A4 PDF (revision 1) → QR token over its digest → QR drawn and the
+            type's seal signed in one update (revision 2; B-LT adds its validation data
+            in a third) → one transaction: the PDF as a document (``document.ingested``), the licence
             row (``licence.issued``) and the seal's usage-log row
     manage  suspend / reinstate / revoke (with a reason code) and the expiry sweep,
             each a ledger entry
@@ -121,7 +121,7 @@ class LicenceService:
         )
         self.holder_index = holder_index
         #: Tokens already verified in this process (see verification.VerifiedTokens).
-        self.verified_tokens = VerifiedTokens()
+        self.verified_tokens = VerifiedTokens(max_entries=settings.verified_token_cache)
         self.timezone = ZoneInfo(settings.licence_timezone)
         self._types: dict[str, LicenceType] = {}
         self._types_lock = threading.Lock()
@@ -132,7 +132,7 @@ class LicenceService:
     ) -> LicenceService:
         """Load the QR-signing keys and the holder-index secret made by ``dangan init``."""
         qr_key, trusted = load_qr_keys(
-            settings.qr_key_dir, backends.signing.pki.passphrase
+            settings.qr_key_dir, backends.signing.pki.passphrase, now=backends.clock()
         )
         if qr_key is None:
             raise BackendUnavailable(
@@ -227,7 +227,13 @@ class LicenceService:
             )
         licence_type.check_fields(request.fields)
         now = self.backends.clock()
-        valid_from, valid_until = self._validity(licence_type, request, self.today(now))
+        valid_from, valid_until = licence_type.validity.period(
+            type_code=licence_type.code,
+            valid_from=request.valid_from,
+            valid_until=request.valid_until,
+            open_ended=request.open_ended,
+            today=self.today(now),
+        )
         identifier = LicenceIdentifier.generate(
             type_code=licence_type.code, issuer_uscc=licence_type.issuer_uscc, serial=new_serial()
         )
@@ -268,6 +274,13 @@ class LicenceService:
                 qr_url=None,
             )
         )
+        certificate = self.qr_key.certificate
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            # Its tokens would never verify (a key must be valid at iat).
+            raise BackendUnavailable(
+                "the QR-signing key's certificate is not valid now: run 'dangan init' to "
+                "make a new key, then restart the service"
+            )
         claims = QrClaims(
             issuer=licence_type.issuer_uscc,
             issued_at=now,
@@ -290,32 +303,6 @@ class LicenceService:
              (x + width) * PT_PER_MM, (A4_HEIGHT_MM - y) * PT_PER_MM),
             partial(draw_qr, qr=qr, box_mm=rendered.qr_box_mm, page_height_mm=A4_HEIGHT_MM),
         )
-
-    def _validity(
-        self, licence_type: LicenceType, request: IssueRequest, today: date
-    ) -> tuple[date, date | None]:
-        rules = licence_type.validity
-        start = request.valid_from or today
-        if start > today:
-            raise InvalidMetadata("valid_from must not lie in the future; issue the licence on its first day")
-        if request.open_ended:
-            if not rules.open_ended:
-                raise InvalidMetadata(f"licences of type {licence_type.code} must have an end date")
-            return start, None
-        end = request.valid_until
-        if end is None:
-            if rules.years is None:
-                return start, None
-            end = _add_years(start, rules.years) - timedelta(days=1)
-        if end < start:
-            raise InvalidMetadata("valid_until must not be before valid_from")
-        if end < today:
-            raise InvalidMetadata("valid_until has already passed")
-        if rules.max_years is not None and end >= _add_years(start, rules.max_years):
-            raise InvalidMetadata(
-                f"licences of type {licence_type.code} are valid for at most {rules.max_years} years"
-            )
-        return start, end
 
     def _end_of(self, day: date | None) -> datetime | None:
         """The instant a licence whose last day is ``day`` expires (local midnight after)."""
@@ -394,13 +381,6 @@ class LicenceService:
         if sealed is not None:
             answer["ledger"] = receipt_proof(conn, entry, sealed)
         return answer
-
-def _add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February → 28 February
-        return day.replace(year=day.year + years, day=28)
-
 
 def _field_text(value: Any) -> str:
     if isinstance(value, list):

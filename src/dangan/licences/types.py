@@ -25,8 +25,8 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from functools import cached_property
-from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -73,6 +73,50 @@ class Validity:
     """Longest term an issuer may set; ``None``: no limit."""
     open_ended: bool
     """Whether a licence may have no end date."""
+
+    def period(
+        self,
+        *,
+        type_code: str,
+        valid_from: date | None,
+        valid_until: date | None,
+        open_ended: bool,
+        today: date,
+    ) -> tuple[date, date | None]:
+        """The first and last day (``None``: no end) of a licence issued ``today`` with
+        what the request asked for; :class:`InvalidMetadata` when the rules forbid it."""
+        start = valid_from or today
+        if start > today:
+            raise InvalidMetadata(
+                "valid_from must not lie in the future; issue the licence on its first day"
+            )
+        if open_ended:
+            if not self.open_ended:
+                raise InvalidMetadata(f"licences of type {type_code} must have an end date")
+            return start, None
+        end = valid_until
+        if end is None:
+            if self.years is None:
+                return start, None
+            end = add_years(start, self.years) - timedelta(days=1)
+        if end < start:
+            raise InvalidMetadata("valid_until must not be before valid_from")
+        if end < today:
+            raise InvalidMetadata("valid_until has already passed")
+        if self.max_years is not None and end >= add_years(start, self.max_years):
+            raise InvalidMetadata(
+                f"licences of type {type_code} are valid for at most {self.max_years} years"
+            )
+        return start, end
+
+
+def add_years(day: date, years: int) -> date:
+    """The same day ``years`` later; from 29 February, 1 March (so that a term starting
+    then ends on the last day of February)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return date(day.year + years, 3, 1)
 
 
 @dataclass(frozen=True)
@@ -216,6 +260,18 @@ def register_type(
         )
     if conn.execute(select(licence_types.c.code).where(licence_types.c.code == parsed["code"])).first():
         raise LicenceTypeExists(f"licence type {parsed['code']} is already registered")
+    # One unified social credit code, one issuing organisation: the code is what the
+    # identifier, the QR token and the public page name the issuer by.
+    other = conn.execute(
+        select(licence_types.c.organisation)
+        .where(licence_types.c.issuer_uscc == parsed["issuer_uscc"])
+        .where(licence_types.c.organisation != parsed["organisation"])
+    ).first()
+    if other is not None:
+        raise Forbidden(
+            f"the unified social credit code {parsed['issuer_uscc']} already names "
+            f"{other.organisation!r} as issuer"
+        )
     text = json.dumps(dict(definition), ensure_ascii=False, sort_keys=True)
     entry = append_event(
         conn,

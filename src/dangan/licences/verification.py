@@ -20,7 +20,6 @@ from dangan.licences.token import (
     QrClaims,
     TokenNotRecognised,
     token_bytes,
-    token_text,
     verify_token,
 )
 
@@ -95,7 +94,8 @@ def verify_public(service: LicenceService, text: str) -> Verification:
             # The reason stays in this process's debug log; the caller learns nothing.
             log.debug("token not recognised", extra={"reason": getattr(exc, "_reason", None)})
             return Verification("not_recognised", now, None)
-        verified = service.verified_tokens.put(text, (claims, token_text(raw)))
+        # token_bytes took only the canonical form, so this is the text as issued.
+        verified = service.verified_tokens.put(text, (claims, text.upper().rstrip("=")))
     claims, canonical = verified
     with service.backends.engine.connect() as conn:
         row = records.public_row(conn, claims.licence)
@@ -139,6 +139,8 @@ class VerifiedTokens:
         return self._entries.get(text)
 
     def put(self, text: str, value: tuple[QrClaims, str]) -> tuple[QrClaims, str]:
+        if self.max_entries == 0:
+            return value
         if len(self._entries) >= self.max_entries:
             self._entries.pop(next(iter(self._entries)), None)
         self._entries[text] = value
