@@ -305,3 +305,36 @@ def test_fast_path_and_route_answer_alike(licence_api: TestClient, issuer: dict[
     missing = licence_api.get("/v1/public/licences/verify")
     assert missing.status_code == 422
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_public_status_is_live_on_every_database(
+    database_url: str, tmp_path: Path, shared_pki: tuple[Path, Path]
+) -> None:
+    """Public verification reads on its own autocommit connection: a status change
+    committed by the writer shows on the next scan, on SQLite and PostgreSQL."""
+    from dangan.api import create_app
+    from dangan.bootstrap import initialise, open_backends
+    from dangan.config import Settings
+    from dangan.licences.examples import load_example_types
+    from tests.conftest import make_client
+    from tests.licences.conftest import ISSUER
+
+    pki_dir, passphrase_file = shared_pki
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url,
+                        pki_dir=pki_dir, pki_passphrase_file=passphrase_file)
+    initialise(settings)
+    backends = open_backends(settings)
+    try:
+        load_example_types(settings, backends)
+        key = make_client(backends, "licences:issue", org=ISSUER).api_key
+        headers = {"Authorization": f"Bearer {key}"}
+        with TestClient(create_app(settings, backends=backends)) as api:
+            licence = issue(api, headers, food_licence())
+            base = f"/v1/licences/{licence['id']}"
+            seen = [public_status(api, licence)["status"]]
+            for action, code in (("suspend", "other"), ("reinstate", "rectified"), ("revoke", "other")):
+                assert api.post(f"{base}/{action}", json={"reason_code": code}, headers=headers).status_code == 200
+                seen.append(public_status(api, licence)["status"])
+        assert seen == ["valid", "suspended", "valid", "revoked"]
+    finally:
+        backends.close()

@@ -311,7 +311,7 @@ def test_an_altered_claim_is_not_recognised(qr_key, trust, make_claims, qr_now) 
         ({"iss": 91110000600037341}, "not text"),
         ({"licence": ["a", "b", "c"]}, "array of 4"),
         ({"licence": [str(IDENTIFIER), "0101", "张*明", b"\x00" * 20]}, "not 32 bytes"),
-        ({"licence": ["1.2.3", "0101", "张*明", PDF_SHA256]}, "identifier is invalid"),
+        ({"licence": ["1.2.3", "0101", "张*明", PDF_SHA256]}, "does not match"),
         ({"licence": [str(IDENTIFIER).lower(), "0101", "张*明", PDF_SHA256]}, "does not match"),
         ({"iss": "12100000400000624D"}, "does not match"),
         ({"licence": [str(IDENTIFIER), "0102", "张*明", PDF_SHA256]}, "does not match"),

@@ -33,6 +33,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
         sweeper.cancel()
         _app.state.ctx.validator.close()
         _app.state.ctx.sealing.close()
+        _app.state.ctx.licences.close()
         backends.close()
 
     app = FastAPI(

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from dangan.db.direct import DirectStatement
+from dangan.db.direct import AutocommitReader, DirectStatement
 from dangan.db.engine import stored_time
 from dangan.db.tables import licence_status_changes, licences
 from dangan.errors import Conflict, InvalidRequest, NotFound
@@ -184,9 +184,9 @@ class PublicRow:
         return status_on(self.status, self.valid_until, today)
 
 
-def public_row(conn: Connection, identifier: str) -> PublicRow | None:
+def public_row(reader: AutocommitReader, identifier: str) -> PublicRow | None:
     """The public columns of the licence with ``identifier``, if any."""
-    rows = _PUBLIC_VIEW.execute(conn, {"identifier": identifier})
+    rows = reader.rows(_PUBLIC_VIEW, {"identifier": identifier})
     if not rows:
         return None
     type_code, organisation, valid_from, valid_until, status, pdf_sha256, token = rows[0]

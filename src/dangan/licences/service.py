@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 from dangan.bootstrap import Backends
 from dangan.clients import Client
 from dangan.config import Settings
+from dangan.db.direct import AutocommitReader
 from dangan.documents.ingest import record_ingest
 from dangan.documents.service import DocumentMetadata
 from dangan.errors import BackendUnavailable, Forbidden, InvalidMetadata
@@ -122,6 +123,8 @@ class LicenceService:
         self.holder_index = holder_index
         #: Tokens already verified in this process (see verification.VerifiedTokens).
         self.verified_tokens = VerifiedTokens(max_entries=settings.verified_token_cache)
+        #: Autocommit reads for public verification.
+        self.public_reader = AutocommitReader(backends.engine)
         self.timezone = ZoneInfo(settings.licence_timezone)
         self._types: dict[str, LicenceType] = {}
         self._types_lock = threading.Lock()
@@ -146,6 +149,10 @@ class LicenceService:
             trusted_keys=trusted,
             holder_index=HolderIndex.from_file(settings.holder_index_key_file),
         )
+
+    def close(self) -> None:
+        """Release the connections of public verification."""
+        self.public_reader.close()
 
     def trust_list(self) -> TrustList:
         """The QR-signing keys as a trust list (``/.well-known/dangan/trust-list.json``)."""

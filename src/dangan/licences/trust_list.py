@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal, cast
 
 from cryptography import x509
@@ -88,9 +89,10 @@ class TrustedKey:
             status=status,
         )
 
-    @property
+    @cached_property
     def public_key(self) -> ec.EllipticCurvePublicKey:
-        """The certificate's public key (a P-256 key: trust lists hold nothing else)."""
+        """The certificate's public key (a P-256 key: trust lists hold nothing else);
+        taken out of the certificate once, as every scan needs it."""
         return cast(ec.EllipticCurvePublicKey, self.certificate.public_key())
 
     def to_json(self) -> dict[str, str]:

@@ -97,8 +97,7 @@ def verify_public(service: LicenceService, text: str) -> Verification:
         # token_bytes took only the canonical form, so this is the text as issued.
         verified = service.verified_tokens.put(text, (claims, text.upper().rstrip("=")))
     claims, canonical = verified
-    with service.backends.engine.connect() as conn:
-        row = records.public_row(conn, claims.licence)
+    row = records.public_row(service.public_reader, claims.licence)
     if row is None or row.token != canonical:
         return Verification("not_recognised", now, None)
     licence_type = service.licence_type(row.type_code)
