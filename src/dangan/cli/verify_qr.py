@@ -131,7 +131,7 @@ def _print_recognised(claims: QrClaims, key: TrustedKey, *, now: datetime, onlin
         f"holder:       {claims.holder}",
         f"issued:       {_time(claims.issued_at)}",
         f"expires:      {expires}",
-        f"PDF SHA-256:  {claims.pdf_sha256.hex()}",
+        f"PDF SHA-256:  {claims.pdf_sha256.hex()} (of its first revision: the bytes up to the first %%EOF)",
         f"key id:       {key.kid.hex()} ({key.status})",
         "The live status (suspended, revoked) can only be checked online at",
         f"  {online}",
