@@ -210,7 +210,7 @@ def licence_rendering(answer: dict) -> Any:
                      for f in parsed["fields"] if body["fields"].get(f.key)),
         issuer_name=ISSUER, valid_from=date.fromisoformat(answer["valid_from"]),
         valid_until=date.fromisoformat(answer["valid_until"]) if answer["valid_until"] else None,
-        issued_on=date.fromisoformat(answer["valid_from"]), qr_url=None,
+        issued_on=date.fromisoformat(answer["valid_from"]),
     )
 
 

@@ -18,15 +18,18 @@ from pathlib import Path
 import pytest
 import segno
 from PIL import Image
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from dangan.licences import _qr
+from dangan.licences.qr_overlay import draw_qr
 from dangan.licences.render import (
     LicenceField,
     LicenceRenderError,
     LicenceRendering,
     RenderedLicence,
     find_cjk_font,
+    make_qr,
     render_licence_pdf,
 )
 
@@ -72,7 +75,6 @@ def licence(**changes: object) -> LicenceRendering:
         valid_from=date(2025, 3, 1),
         valid_until=date(2030, 2, 28),
         issued_on=date(2025, 3, 1),
-        qr_url=LONGEST_URL,
     )
     return dataclasses.replace(base, **changes)
 
@@ -97,10 +99,20 @@ def rendered() -> RenderedLicence:
     return render_licence_pdf(licence())
 
 
+def with_qr(rendered: RenderedLicence, url: str) -> bytes:
+    """The rendered licence with the QR of ``url`` drawn in a second revision, as
+    issuance draws it (there in the seal's own update)."""
+    writer = IncrementalPdfFileWriter(BytesIO(rendered.pdf))
+    draw_qr(writer, make_qr(url), box_mm=rendered.qr_box_mm, page_height_mm=A4_MM[1])
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 @pytest.fixture(scope="module")
 def pdf_file(rendered: RenderedLicence, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("licence") / "licence.pdf"
-    path.write_bytes(rendered.pdf)
+    path.write_bytes(with_qr(rendered, LONGEST_URL))
     return path
 
 
@@ -207,9 +219,10 @@ def test_the_qr_decodes_from_a_150_dpi_raster(page_png: Path) -> None:
 
 
 def test_the_qr_prints_at_least_25_mm_wide(rendered: RenderedLicence, page_png: Path) -> None:
-    assert rendered.qr_version == 15
+    version = make_qr(LONGEST_URL).version
+    assert version == 15
     x0, y0, x1, y1 = dark_box_mm(page_png, qr_square(rendered))
-    width, modules = x1 - x0, 17 + 4 * rendered.qr_version
+    width, modules = x1 - x0, 17 + 4 * version
     assert width >= 25.0
     assert abs((y1 - y0) - width) < 2 / PX_PER_MM  # square
     assert width / modules >= 0.5 - 1 / PX_PER_MM / modules  # modules of at least 0.5 mm
@@ -252,7 +265,7 @@ def test_no_expiry_prints_changqi(tmp_path: Path) -> None:
 
 def test_a_url_too_long_for_version_15_is_refused() -> None:
     with pytest.raises(LicenceRenderError) as caught:
-        render_licence_pdf(licence(qr_url=LONGEST_URL + "A"))
+        make_qr(LONGEST_URL + "A")
     assert caught.value.code == "licence_render_failed"
     assert caught.value.status == 422
     assert caught.value.extra["qr_version"] == 16
@@ -313,11 +326,11 @@ def test_concurrent_renders_give_the_same_bytes(rendered: RenderedLicence) -> No
     assert results == [rendered.pdf] * 12
 
 
-def test_without_a_url_the_qr_square_is_left_blank(
+def test_the_rendering_leaves_the_qr_square_blank(
     rendered: RenderedLicence, tmp_path: Path
 ) -> None:
-    blank = render_licence_pdf(licence(qr_url=None))
-    assert blank.qr_version is None
+    # Another licence: the QR square and the seal stay where they are.
+    blank = render_licence_pdf(licence(valid_until=None))
     assert blank.qr_box_mm == rendered.qr_box_mm
     assert blank.seal_box_mm == rendered.seal_box_mm
     path = tmp_path / "blank.pdf"

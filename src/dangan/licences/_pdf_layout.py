@@ -1,4 +1,4 @@
-"""Private: the licence page's geometry, line breaking and vector QR drawing.
+"""Private: the licence page's geometry and line breaking.
 
 Positions are millimetres from the page's top-left corner, as one measures a printed
 licence; :func:`_x` and :func:`_y` turn them into PDF user space (points from the
@@ -87,9 +87,6 @@ class PageContent:
     """The issuing authority."""
     issued_on: str
     """The issue date, formatted."""
-    qr_matrix: tuple[bytearray, ...] | None
-    """The QR symbol without its quiet zone: one bytearray per row, 1 = dark module;
-    None leaves the QR square blank."""
 
     def texts(self) -> list[str]:
         """Every string that will be set in the font (for a glyph coverage check)."""
@@ -123,11 +120,6 @@ def seal_box_mm() -> tuple[float, float, float, float]:
 def qr_box_mm() -> tuple[float, float, float]:
     """The QR square, quiet zone included: x, y of the top-left corner and side, in mm."""
     return (_QR_LEFT_MM, _QR_BOTTOM_MM - QR_OUTER_MM, QR_OUTER_MM)
-
-
-def qr_module_mm(symbol_modules: int) -> float:
-    """The module size that makes the QR code with its quiet zone :data:`QR_OUTER_MM` wide."""
-    return QR_OUTER_MM / (symbol_modules + 2 * QR_QUIET_ZONE_MODULES)
 
 
 def wrap(text: str, font: str, size: float, width: float) -> list[str]:
@@ -206,11 +198,6 @@ def draw_page(canvas: Canvas, page: PageContent, *, font: str) -> None:
     _draw_heading(canvas, page, font)
     _draw_body(canvas, laid, font, size)
     _draw_issuer(canvas, page, font)
-    if page.qr_matrix is not None:
-        module = qr_module_mm(len(page.qr_matrix))
-        if module < QR_MIN_MODULE_MM:  # too fine to print and scan reliably
-            raise LayoutError(f"a QR of {len(page.qr_matrix)} modules does not fit its square")
-        draw_qr(canvas, page.qr_matrix, left_mm=qr_left, top_mm=qr_top, module_mm=module)
     _draw_pair_centred(
         canvas, _QR_ZH, _QR_EN, font, 9.0, qr_left + qr_side / 2, _QR_CAPTION_BASELINE_MM
     )
@@ -318,31 +305,3 @@ def _draw_pair_centred(
     canvas.setFillColorRGB(*_EN_INK)
     canvas.setFont(font, en_size)
     canvas.drawString(x + stringWidth(zh, font, size), _y(baseline_mm), en_text)
-
-
-def draw_qr(
-    canvas: Canvas, matrix: Sequence[bytearray], *, left_mm: float, top_mm: float, module_mm: float
-) -> None:
-    """Draw a QR symbol as vector rectangles, with a white quiet zone around it.
-
-    Each horizontal run of dark modules becomes one rectangle, and all of them are filled
-    as one path in a module-unit coordinate system: corners fall on integers, so abutting
-    rectangles leave no hairline seams when rasterised.
-    """
-    quiet = QR_QUIET_ZONE_MODULES
-    outer = (len(matrix) + 2 * quiet) * module_mm
-    canvas.saveState()
-    canvas.setFillColorRGB(1, 1, 1)
-    canvas.rect(_x(left_mm), _y(top_mm + outer), outer * MM, outer * MM, stroke=0, fill=1)
-    canvas.translate(_x(left_mm + quiet * module_mm), _y(top_mm + quiet * module_mm))
-    canvas.scale(module_mm * MM, -module_mm * MM)  # one unit per module, rows go down
-    # The path is written as literal operators: reportlab's path object formats every
-    # coordinate as a float, which costs more than the rest of the page.
-    ops = [
-        f"{run.start()} {r} {run.end() - run.start()} 1 re"
-        for r, row in enumerate(matrix)
-        for run in re.finditer(rb"\x01+", row)
-    ]
-    canvas.setFillColorRGB(0, 0, 0)
-    canvas.addLiteral("\n".join(ops) + "\nf")
-    canvas.restoreState()

@@ -9,8 +9,8 @@ of the second:
        adds the seal's PAdES signature, which covers both revisions
 
 Anyone holding the issued PDF can cut it at the end of revision 1 (after its first
-``%%EOF`` and the end-of-line marker that follows) and compare that prefix with the token; the public page compares the whole file with the
-fingerprint of the issued PDF.
+``%%EOF`` and the end-of-line marker that follows) and compare that prefix with the
+token; the public page compares the whole file with the fingerprint of the issued PDF.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import re
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
+from dangan.licences._pdf_layout import QR_MIN_MODULE_MM, QR_QUIET_ZONE_MODULES
 from dangan.licences._qr import QrSymbol
+from dangan.licences.render import LicenceRenderError
 
 PT_PER_MM = 72 / 25.4
-#: Modules of light margin around the symbol (ISO/IEC 18004 §6.3.8).
-QUIET_ZONE = 4
 
 
 def qr_operators(qr: QrSymbol, *, x: float, y: float, size: float) -> bytes:
@@ -32,11 +32,11 @@ def qr_operators(qr: QrSymbol, *, x: float, y: float, size: float) -> bytes:
     ``size`` points whose bottom-left corner is (x, y): a white square, then each run of
     dark modules in a row as one rectangle, in a coordinate system of one unit per
     module (corners on integers leave no seams between abutting rectangles)."""
-    module = size / (len(qr.matrix) + 2 * QUIET_ZONE)
-    top = y + size - QUIET_ZONE * module
+    module = size / (len(qr.matrix) + 2 * QR_QUIET_ZONE_MODULES)
+    top = y + size - QR_QUIET_ZONE_MODULES * module
     ops = [
         f"q 1 g {x:.3f} {y:.3f} {size:.3f} {size:.3f} re f 0 g".encode(),
-        f"1 0 0 1 {x + QUIET_ZONE * module:.4f} {top:.4f} cm {module:.5f} 0 0 {-module:.5f} 0 0 cm".encode(),
+        f"1 0 0 1 {x + QR_QUIET_ZONE_MODULES * module:.4f} {top:.4f} cm {module:.5f} 0 0 {-module:.5f} 0 0 cm".encode(),
     ]
     ops += [
         b"%d %d %d 1 re" % (run.start(), r, run.end() - run.start())
@@ -60,6 +60,10 @@ def draw_qr(
     the page's top-left corner, and its side.
     """
     x_mm, top_mm, size_mm = box_mm
+    modules = len(qr.matrix)
+    if size_mm / (modules + 2 * QR_QUIET_ZONE_MODULES) < QR_MIN_MODULE_MM:
+        # too fine to print and scan reliably
+        raise LicenceRenderError(f"a QR of {modules} modules does not fit its square")
     x = x_mm * PT_PER_MM
     y = (page_height_mm - top_mm - size_mm) * PT_PER_MM
     # The earlier content may leave the graphics state changed: wrap it in q … Q first.

@@ -1,10 +1,11 @@
 """Electronic licences as A4 PDFs: the page a holder prints and a verifier scans.
 
 :func:`render_licence_pdf` sets a bilingual licence (Chinese primary, English smaller) in
-an embedded subset of a CJK TrueType font, draws the verification QR code as vector
-rectangles and tells the caller where the issuer's 42 mm round seal goes. Sealing is not
-done here: the signing module adds a visible PAdES seal afterwards, as an incremental
-update, so the bytes returned here stay the first revision of the sealed file.
+an embedded subset of a CJK TrueType font, leaves a blank square for the verification QR
+code and tells the caller where it and the issuer's 42 mm round seal go. Neither is drawn
+here: the QR token carries the digest of these bytes, so the QR (:func:`make_qr`, drawn by
+:mod:`dangan.licences.qr_overlay`) and the seal follow in an incremental update, and the
+bytes returned here stay the first revision of the sealed file.
 
 The same input gives the same bytes, so idempotent retries and tests can compare PDFs.
 
@@ -12,9 +13,6 @@ The file is meant to be PDF/A-2b (ISO 19005-2:2011): the one font is embedded as
 subset (§6.2.11.4), colours are DeviceRGB under an sRGB PDF/A OutputIntent (§6.2.3), and
 XMP metadata names the part and level and matches the Info dictionary (§6.6.2.3.1); see
 ``_pdfa`` for what reportlab needed help with. No validator (veraPDF) has checked it here.
-
-With ``qr_url=None`` the QR square is left blank, for a caller that draws the QR in a
-later revision (the QR token can carry the digest of this first revision).
 
     DanganError
     └── LicenceRenderError   422 licence_render_failed
@@ -104,9 +102,6 @@ class LicenceRendering:
     """The last day of validity; None for a licence without expiry (长期)."""
     issued_on: date
     """The issue date; also the PDF's creation date."""
-    qr_url: str | None
-    """What the QR code encodes: an upper-case verification URL (alphanumeric mode).
-    None leaves the QR square blank, for a QR added in a later revision."""
 
 
 @dataclass(frozen=True)
@@ -118,9 +113,6 @@ class RenderedLicence:
     seal_box_mm: tuple[float, float, float, float]
     """Where the seal goes: x, y of its top edge, width, height, in millimetres from the
     page's top-left corner. It covers the issuer name and issue date, not the QR code."""
-    qr_version: int | None
-    """The QR version used (ISO/IEC 18004: 1 to 40), at most :data:`MAX_QR_VERSION`;
-    None when no QR was drawn."""
     qr_box_mm: tuple[float, float, float]
     """The QR square, quiet zone included: x and y of its top-left corner and its side,
     in millimetres from the page's top-left corner. The same for every version."""
@@ -153,10 +145,9 @@ def find_cjk_font() -> Path:
 def render_licence_pdf(
     rendering: LicenceRendering, *, font_path: Path | None = None
 ) -> RenderedLicence:
-    """Render ``rendering`` as a one-page A4 PDF and say where the seal goes."""
+    """Render ``rendering`` as a one-page A4 PDF and say where the QR and the seal go."""
     font = _registered_font(font_path or find_cjk_font())
-    qr = make_qr(rendering.qr_url) if rendering.qr_url is not None else None
-    page = _page_content(rendering, qr.matrix if qr else None)
+    page = _page_content(rendering)
     _require_glyphs(font, page)
     out = io.BytesIO()
     with font.lock:
@@ -182,7 +173,6 @@ def render_licence_pdf(
     return RenderedLicence(
         pdf=_pdfa.end_streams_with_eol(out.getvalue()),
         seal_box_mm=layout.seal_box_mm(),
-        qr_version=qr.version if qr else None,
         qr_box_mm=layout.qr_box_mm(),
     )
 
@@ -225,9 +215,7 @@ def _format_date(d: date) -> str:
     return f"{d.year}年{d.month:02d}月{d.day:02d}日"
 
 
-def _page_content(
-    r: LicenceRendering, qr_matrix: tuple[bytearray, ...] | None
-) -> layout.PageContent:
+def _page_content(r: LicenceRendering) -> layout.PageContent:
     until = _format_date(r.valid_until) if r.valid_until else "长期 / No expiry"
     rows = (
         layout.BodyRow(r.holder_label_zh, r.holder_label_en, r.holder_name),
@@ -243,7 +231,6 @@ def _page_content(
         rows=rows,
         issuer_name=r.issuer_name,
         issued_on=_format_date(r.issued_on),
-        qr_matrix=qr_matrix,
     )
 
 

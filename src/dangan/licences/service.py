@@ -278,7 +278,6 @@ class LicenceService:
                 valid_from=valid_from,
                 valid_until=valid_until,
                 issued_on=self.today(now),
-                qr_url=None,
             )
         )
         certificate = self.qr_key.certificate
