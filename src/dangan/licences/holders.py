@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from dangan.errors import BackendUnavailable, InvalidMetadata
+from dangan.licences.identifiers import InvalidIdentifier, validate_uscc
 
 HolderIdType = Literal["resident_id", "uscc", "passport", "other"]
 HOLDER_ID_TYPES: tuple[str, ...] = get_args(HolderIdType)
@@ -67,8 +68,6 @@ def check_holder(*, name: str, id_type: str, id_number: str) -> Holder:
     if id_type == "resident_id":
         _check_resident_id(number)
     elif id_type == "uscc":
-        from dangan.licences.identifiers import InvalidIdentifier, validate_uscc
-
         try:
             number = validate_uscc(number)
         except InvalidIdentifier as exc:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from dangan.db.direct import AutocommitReader, DirectStatement
 from dangan.db.engine import stored_time
 from dangan.db.tables import licence_status_changes, licences
-from dangan.errors import Conflict, InvalidRequest, NotFound
+from dangan.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from dangan.ledger.log import LedgerEntry, append_event
 
 LicenceStatus = Literal["active", "suspended", "revoked", "expired"]
@@ -146,12 +146,6 @@ def get_licence(conn: Connection, licence_id: str, *, for_update: bool = False) 
     return _licence(row)
 
 
-def find_by_identifier(conn: Connection, identifier: str) -> Licence | None:
-    """The licence with this identifier, if any."""
-    row = conn.execute(select(licences).where(licences.c.identifier == identifier)).mappings().first()
-    return _licence(row) if row is not None else None
-
-
 #: What public verification reads: plain text columns only, on the driver's cursor
 #: (dangan.db.direct) — every scan runs it.
 _PUBLIC_VIEW = DirectStatement(
@@ -217,9 +211,11 @@ def change_status(
     reason: str | None,
     now: datetime,
     today: date,
+    organisation: str | None,
 ) -> tuple[Licence, LedgerEntry]:
-    """Make one lifecycle step (caller's transaction); :class:`LicenceTransitionRefused`
-    when the step does not start from the licence's status."""
+    """Make one lifecycle step (caller's transaction) for ``organisation``, which must
+    have issued the licence (``None``: the service's own expiry sweep);
+    :class:`LicenceTransitionRefused` when the step does not start from its status."""
     if action not in _TRANSITIONS:
         raise InvalidRequest(f"unknown action {action!r}")
     if action in REASON_CODES and reason_code not in REASON_CODES[action]:
@@ -227,6 +223,11 @@ def change_status(
             f"reason_code must be one of {', '.join(REASON_CODES[action])} to {action} a licence"
         )
     current = get_licence(conn, licence_id, for_update=True)
+    if organisation is not None and current.organisation != organisation:
+        raise Forbidden(
+            f"this API key acts for {organisation!r}; licence {licence_id} was issued by "
+            f"{current.organisation!r}"
+        )
     sources, target, event = _TRANSITIONS[action]
     effective = current.status_on(today)
     if action == "reinstate" and effective == "expired":
@@ -253,7 +254,7 @@ def change_status(
             reason_code=reason_code, reason=reason, changed_by=actor, changed_at=now,
         )
     )
-    return get_licence(conn, licence_id), entry
+    return replace(current, status=target, updated_at=now), entry
 
 
 def due_for_expiry(conn: Connection, *, today: date, limit: int = 500) -> list[str]:
