@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from dangan.api.observability import Metrics
@@ -118,3 +120,12 @@ def idempotency_key_header(value: str | None) -> str | None:
     if not 1 <= len(value) <= 200 or not value.isprintable():
         raise InvalidRequest("Idempotency-Key must be 1 to 200 printable characters")
     return value
+
+
+def created(body: dict[str, Any], *, location: str, replayed: bool) -> JSONResponse:
+    """201 with ``body`` and its ``Location``; a retry answered from an Idempotency-Key
+    says so with ``Idempotent-Replayed: true``."""
+    headers = {"Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=201, headers=headers)

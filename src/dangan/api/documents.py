@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from dangan.api.deps import AppContext, context, idempotency_key_header, require_scope
+from dangan.api.deps import AppContext, context, created, idempotency_key_header, require_scope
 from dangan.api.ranges import parse_range
 from dangan.api.schemas import PRINTABLE, DocumentMetadataIn, DocumentOut, DocumentPage, ReceiptOut
 from dangan.api.upload import ReceivedUpload, receive_upload
@@ -107,10 +107,7 @@ async def upload_document(
     if not replayed:
         ctx.metrics.ingested_documents.inc()
         ctx.metrics.ingested_bytes.inc(stored.size)
-    headers = {"Location": f"/v1/documents/{receipt['id']}"}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(receipt, status_code=201, headers=headers)
+    return created(receipt, location=f"/v1/documents/{receipt['id']}", replayed=replayed)
 
 
 def _check_key_unused_for_other(

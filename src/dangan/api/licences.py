@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from dangan.api.deps import AppContext, context, idempotency_key_header, require_scope
+from dangan.api.deps import AppContext, context, created, idempotency_key_header, require_scope
 from dangan.api.schemas import PRINTABLE
 from dangan.clients import Client
 from dangan.licences import lifecycle
@@ -127,10 +127,7 @@ async def issue_licence(
     answer, replayed = await ctx.licences.issue(
         client, request, idempotency_key=idempotency_key_header(idempotency_key)
     )
-    headers = {"Location": f"/v1/licences/{answer['id']}"}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(answer, status_code=201, headers=headers)
+    return created(answer, location=f"/v1/licences/{answer['id']}", replayed=replayed)
 
 
 @router.get("/v1/licences/{licence_id}", summary="A licence, with its status history")

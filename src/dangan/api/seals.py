@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from dangan.api.deps import AppContext, context, idempotency_key_header, require_scope
+from dangan.api.deps import AppContext, context, created, idempotency_key_header, require_scope
 from dangan.api.schemas import PRINTABLE
 from dangan.clients import Client
 from dangan.errors import InvalidRequest
@@ -367,10 +367,9 @@ _VERSION_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _version_response(doc_id: str, receipt: dict[str, Any], replayed: bool) -> JSONResponse:
-    headers = {"Location": f"/v1/documents/{doc_id}?version={receipt['version']}"}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(receipt, status_code=201, headers=headers)
+    return created(
+        receipt, location=f"/v1/documents/{doc_id}?version={receipt['version']}", replayed=replayed
+    )
 
 
 @router.post(
