@@ -99,7 +99,11 @@ class Settings(BaseSettings):
     port: int = 8000
     """Port ``dangan serve`` listens on."""
     workers: int = Field(default=1, ge=1)
-    """Worker processes of ``dangan serve``."""
+    """Worker processes of ``dangan serve``; one per core (uploads are CPU-bound in Python,
+    one core per process)."""
+    keepalive_requests: int = Field(default=32, ge=1)
+    """Requests one kept-alive connection carries before the service asks the client to
+    reconnect, so that busy clients spread over the worker processes."""
     log_level: str = "INFO"
     log_json: bool = True
     """Write logs as one JSON object per line."""

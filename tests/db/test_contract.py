@@ -258,3 +258,59 @@ def test_deferred_sync_engine_is_flushed_by_sync_wal(tmp_path) -> None:
     sync_wal(deferred)  # must not raise, with or without a WAL file
     deferred.dispose()
     sync_wal(deferred)
+
+
+def test_receipts_of_one_batch_verify_independently(engine: Engine) -> None:
+    from dangan.documents import IngestRequest, IngestWriter
+    from dangan.ledger.checkpoints import ensure_checkpoint
+    from dangan.ledger.note import NoteSigner
+    from dangan.ledger.service import receipt_proof
+    from tests.support import independent_verifier
+
+    signer = NoteSigner.generate("test.example/ledger")
+    client = create_client(
+        engine, name="s", organisation="o", scopes=["documents:write"], now=NOW
+    ).client
+    keys = [None, "k1", None, "k1", None, "k2", None]  # the second "k1" repeats the first
+    stored = [_obj(10 + i) for i in range(len(keys))]
+    stored[3] = stored[1]
+    requests = [IngestRequest(client, META, s, "application/pdf", k) for s, k in zip(stored, keys)]
+    writer = IngestWriter(clock=lambda: NOW)
+    with write_transaction(engine) as conn:  # what the group committer does with one batch
+        values = writer.run_many(conn, requests)
+        sealed = ensure_checkpoint(conn, signer=signer, origin="test.example/ledger", now=NOW)
+        results = writer.complete_many(conn, values, sealed)
+        from_store = [receipt_proof(conn, v.entry, sealed) for v in values if v.entry is not None]
+    assert [replayed for _, replayed in results] == [False, False, False, True, False, False, False]
+    assert results[3][0] == results[1][0]
+    fresh = [receipt for receipt, replayed in results if not replayed]
+    assert [receipt["ledger"] for receipt in fresh] == from_store
+    for receipt in fresh:
+        assert independent_verifier.verify(receipt, signer.verifier_key())
+
+
+def test_group_commit_takes_the_jobs_that_queued_while_it_waited_for_the_lock(
+    engine: Engine,
+) -> None:
+    from dangan.db.committer import GroupCommitter
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's writers queue on a lock of the process")
+    sealed: list[int] = []
+    writer = GroupCommitter(engine, seal=lambda conn: sealed.append(read_head(conn).size))
+
+    def job(i: int):
+        def append(conn):
+            return append_event(conn, kind="test.event", actor="t", subject={"i": i}, now=NOW).seq
+
+        return append
+
+    with write_transaction(engine):  # another writer holds the lock
+        first = writer.submit(job(0))
+        deadline = datetime.now(UTC).timestamp() + 10
+        while not writer._jobs.empty() and datetime.now(UTC).timestamp() < deadline:
+            pass  # until the writer has taken the first job and waits for the lock
+        later = [writer.submit(job(i)) for i in range(1, 4)]
+    assert [f.result(timeout=10) for f in [first, *later]] == [0, 1, 2, 3]
+    writer.close()
+    assert sealed == [4]  # one batch, sealed once

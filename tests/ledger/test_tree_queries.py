@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import event
 
 from dangan.db import create_db_engine, upgrade, write_transaction
 from dangan.ledger.log import NewEvent, append_events
@@ -24,21 +21,19 @@ def test_proof_queries_search_the_node_table_by_primary_key(tmp_path: Path) -> N
     upgrade(engine)
     with write_transaction(engine) as conn:
         append_events(conn, [NewEvent("test.event", "t", {"i": i}) for i in range(100)], now=NOW)
-    reads: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT") and "ledger_tree" in statement:
-            reads.append((statement, parameters))
-
+    executed: list[str] = []
     with engine.connect() as conn:
-        event.listen(engine, "before_cursor_execute", capture)
+        # Proof reads run on the driver's cursor (dangan.db.direct), so they are watched
+        # where the driver runs them: SQLite hands the trace the SQL with its values bound.
+        driver = conn.connection.dbapi_connection
+        driver.set_trace_callback(executed.append)
         inclusion_proof_at(conn, 37, 100, head_size=100)
         consistency_proof_at(conn, 37, 100, head_size=100)
         root_at(conn, 77, head_size=100)
-        event.remove(engine, "before_cursor_execute", capture)
+        driver.set_trace_callback(None)
+        reads = [s for s in executed if s.lstrip().startswith("SELECT") and "ledger_tree" in s]
         assert len(reads) == 3
-        for statement, parameters in reads:
-            explained = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-            plan = [row[3] for row in explained]
+        for statement in reads:
+            plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}")]
             assert not [step for step in plan if step.startswith("SCAN")], plan
     engine.dispose()

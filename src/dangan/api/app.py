@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 import dangan
 from dangan.api import documents, ledger, licences, ops, pki, public, public_page, seals, validation
+from dangan.api._keepalive import KeepAliveLimit
 from dangan.api.deps import AppContext
 from dangan.api.observability import Metrics, RequestContextMiddleware
 from dangan.api.problems import install_problem_handlers
@@ -31,9 +32,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
         sweeper = asyncio.create_task(_expire_licences(_app.state.ctx))
         yield
         sweeper.cancel()
-        _app.state.ctx.validator.close()
-        _app.state.ctx.sealing.close()
-        _app.state.ctx.licences.close()
+        _app.state.ctx.close()
         backends.close()
 
     app = FastAPI(
@@ -41,6 +40,10 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
         version=dangan.__version__,
         summary="Paperless e-documents and electronic archives: store, record, prove.",
         lifespan=lifespan,
+        # Requests are counted and timed by RequestContextMiddleware (Prometheus, /metrics).
+        # FastAPI's own OpenTelemetry hooks would only look up (on every request) whether
+        # a tracer or meter provider has been set up; none is.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.ctx = AppContext(settings=settings, backends=backends, metrics=metrics)
     install_problem_handlers(app)
@@ -56,6 +59,7 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     verify_route = next(r for r in public.router.routes if getattr(r, "path", None) == public.VERIFY_PATH)
     app.add_middleware(public.VerifyFastPath, route=verify_route)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(KeepAliveLimit, max_requests=settings.keepalive_requests)
     return app
 
 

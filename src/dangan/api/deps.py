@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import Request
@@ -43,6 +44,17 @@ class AppContext:
         )
         #: Requests per client address on the public verification routes.
         self.public_limiter = RateLimiter(per_minute=settings.public_rate_limit)
+        #: Threads for blocking store work on the upload path (write, fsync, rename);
+        #: many, since they mostly wait for the disk. The app's lifespan shuts them down.
+        self.blocking = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dangan-io")
+
+    def close(self) -> None:
+        """Stop what the context started: the validation workers, the sealing and licence
+        services and the I/O threads (after their work is done)."""
+        self.validator.close()
+        self.sealing.close()
+        self.licences.close()
+        self.blocking.shutdown(wait=True)
 
 
 #: How long a successful key lookup is reused; a revoked key stops working within this.
@@ -89,25 +101,34 @@ def _bearer(request: Request) -> str | None:
     return token.strip() or None
 
 
+async def authenticate_request(request: Request, scope: str) -> Client:
+    """The caller of ``request``, who must hold ``scope``: 401 without a valid key, then 403.
+
+    Recently seen keys come from the context's :class:`KeyCache`; others are looked up in
+    the database (in a worker thread) and cached on success.
+    """
+    ctx: AppContext = request.app.state.ctx
+    token = _bearer(request)
+    client = ctx.keys.get(token) if token else None
+    if client is None:
+
+        def lookup() -> Client:
+            with ctx.backends.engine.connect() as conn:
+                return authenticate(conn, token)
+
+        client = await run_in_threadpool(lookup)
+        if token:
+            ctx.keys.put(token, client)
+    client.require(scope)
+    request.state.client_id = client.id
+    return client
+
+
 def require_scope(scope: str) -> Callable[[Request], Awaitable[Client]]:
     """A dependency that authenticates the caller and insists on ``scope`` (401, then 403)."""
 
     async def dependency(request: Request) -> Client:
-        ctx: AppContext = request.app.state.ctx
-        token = _bearer(request)
-        client = ctx.keys.get(token) if token else None
-        if client is None:
-
-            def lookup() -> Client:
-                with ctx.backends.engine.connect() as conn:
-                    return authenticate(conn, token)
-
-            client = await run_in_threadpool(lookup)
-            if token:
-                ctx.keys.put(token, client)
-        client.require(scope)
-        request.state.client_id = client.id
-        return client
+        return await authenticate_request(request, scope)
 
     return dependency
 

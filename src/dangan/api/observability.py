@@ -7,13 +7,14 @@ import json
 import logging
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dangan.ids import UniqueNames
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "dangan_request_id", default=None
@@ -99,6 +100,9 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        # Request ids without a getrandom call per request (which also hands the GIL to
+        # another thread, mid-request).
+        self._ids = UniqueNames()
 
     def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The request counter and latency histogram of one method, route and status
@@ -117,7 +121,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         supplied = _header(scope, b"x-request-id")
-        request_id = supplied if supplied and _VALID_ID.match(supplied) else uuid.uuid4().hex
+        request_id = supplied if supplied and _VALID_ID.match(supplied) else self._ids.next()
         token = _request_id.set(request_id)
         started = time.perf_counter()
         status: int | None = None  # set when the response starts
@@ -126,8 +130,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -149,17 +152,18 @@ class RequestContextMiddleware:
             counter, histogram = self._series(scope["method"], route, status)
             counter.inc()
             histogram.observe(elapsed)
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    # A licence token says who holds the licence: public verification
-                    # is logged by its route (or its prefix), never by its path.
-                    "path": _loggable_path(scope["path"], route),
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        # A licence token says who holds the licence: public verification
+                        # is logged by its route (or its prefix), never by its path.
+                        "path": _loggable_path(scope["path"], route),
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
             _request_id.reset(token)
 
 

@@ -38,6 +38,9 @@ class SpoolingWriter:
     write, fsync, rename) happen in one worker-thread call instead of touching the disk
     from the event loop chunk by chunk. Past :data:`MEMORY_SPOOL` bytes it opens a store
     writer and streams, so memory stays bounded for any size.
+
+    Chunks held in memory are kept as they came (views of the request body's immutable
+    bytes are not copied) and joined once, when written.
     """
 
     def __init__(
@@ -47,7 +50,8 @@ class SpoolingWriter:
         :meth:`sha256` can answer before the commit."""
         self._store = store
         self._limit = limit
-        self._buffer = bytearray()
+        self._chunks: list[bytes | memoryview] = []
+        self._buffered = 0
         self._writer: ObjectWriter | None = None
         self._size = 0
         self._digest = hashlib.sha256() if digest else None
@@ -62,31 +66,36 @@ class SpoolingWriter:
             raise ValueError("this writer was not asked to keep a digest")
         return self._digest.hexdigest()
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         self._size += len(chunk)
         if self._digest is not None:
             self._digest.update(chunk)
         if self._writer is not None:
             self._writer.write(chunk)
             return
-        self._buffer += chunk
-        if len(self._buffer) > self._limit:
+        if not isinstance(chunk, bytes) and not (isinstance(chunk, memoryview) and chunk.readonly):
+            chunk = bytes(chunk)  # a mutable buffer may change before it is written
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
+        if self._buffered > self._limit:
             self._writer = self._store.open_writer()
-            self._writer.write(bytes(self._buffer))
-            self._buffer = bytearray()
+            self._writer.write(self._take_buffered())
 
     def commit(self) -> StoredObject:
         """Write (if still in memory) and commit; blocking, so call it from a worker thread."""
         if self._writer is None:
             self._writer = self._store.open_writer()
-            self._writer.write(bytes(self._buffer))
-            self._buffer = bytearray()
+            self._writer.write(self._take_buffered())
         return self._writer.commit()
 
     def abort(self) -> None:
-        self._buffer = bytearray()
+        self._chunks, self._buffered = [], 0
         if self._writer is not None:
             self._writer.abort()
+
+    def _take_buffered(self) -> bytes | memoryview:
+        chunks, self._chunks, self._buffered = self._chunks, [], 0
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 class _Sink(Protocol):
@@ -203,7 +212,7 @@ class _UploadParser:
         self.seen.add(name)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
-        chunk = data[start:end]
+        chunk = memoryview(data)[start:end]  # no copy: a sink copies it or keeps it (bytes)
         if self.part.name == "file":
             if self.writer.size + len(chunk) > self.max_bytes:
                 raise PayloadTooLarge(

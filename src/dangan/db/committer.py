@@ -5,7 +5,8 @@ flush (PostgreSQL); doing that once per upload makes the disk flush, not the wor
 limit. One writer thread per process takes whatever jobs are waiting (up to a batch),
 runs them in one transaction, commits once, and only then resolves the jobs' futures —
 so no caller hears "done" before its rows are durable (DESIGN.md invariant 4). A single
-writer also keeps SQLite's writers from queueing on its busy handler.
+writer also keeps SQLite's writers from queueing on its busy handler. The batch is made
+up once the write lock is held: jobs that arrive while another process commits join it.
 
 Jobs of one kind can be handled together: a :class:`BatchHandler` gets all the waiting
 items of its kind at once and writes them with one statement per table.
@@ -88,6 +89,7 @@ class GroupCommitter:
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._synced: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
+        self._stopping = False
         self._syncer: threading.Thread | None = None
         if sync is not None:
             self._syncer = threading.Thread(target=self._sync_loop, name="dangan-syncer", daemon=True)
@@ -137,14 +139,27 @@ class GroupCommitter:
             self._syncer.join()
 
     def _loop(self) -> None:
-        while True:
-            batch = _drain(self._jobs, self._max_batch)
-            stop = _STOP in batch
-            batch = [job for job in batch if job is not _STOP]
-            if batch:
-                self._run_batch(batch)
-            if stop:
+        while not self._stopping:
+            first = self._jobs.get()
+            if first is _STOP:
                 return
+            self._run_batch([first])
+
+    def _take_waiting(self, batch: list[Any]) -> None:
+        """Add the jobs queued meanwhile to ``batch`` (up to the batch limit).
+
+        Called once the write lock is held: jobs that arrive while the writer waits for
+        the lock (another process is committing) join this batch instead of the next.
+        """
+        while len(batch) < self._max_batch:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if job is _STOP:
+                self._stopping = True
+                return
+            batch.append(job)
 
     def _run_batch(self, batch: list[tuple[Any, Any, Future[Any]]]) -> None:
         try:
@@ -163,8 +178,13 @@ class GroupCommitter:
             _resolve(batch, outcomes)
 
     def _attempt(self, batch: list[tuple[Any, Any, Future[Any]]], *, isolate: bool) -> list[Outcome]:
-        """Run the batch in one transaction and commit; one outcome per job."""
+        """Run the batch in one transaction and commit; one outcome per job.
+
+        The first attempt first fills the batch with the jobs waiting by then.
+        """
         with write_transaction(self.engine) as conn:
+            if not isolate:
+                self._take_waiting(batch)
             outcomes: list[Outcome] = []
             for handler, start, end in _groups(batch):
                 items = [item for _h, item, _f in batch[start:end]]

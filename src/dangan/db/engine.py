@@ -190,22 +190,26 @@ def sync_wal(engine: Engine) -> None:
     """Flush everything committed so far on a ``deferred_sync`` SQLite engine to disk.
 
     In WAL mode a commit is durable once its frames are on stable storage; with
-    ``synchronous=NORMAL`` SQLite leaves that fsync out, so this supplies it. If the WAL
-    is gone (checkpointed and removed), SQLite synced the database file when it
-    checkpointed; the database file is synced again anyway.
+    ``synchronous=NORMAL`` SQLite leaves that sync out, so this supplies it, as SQLite
+    would: ``fdatasync`` of the WAL (its data and the size it needs to be read back, not
+    its timestamps). If the WAL is gone (checkpointed and removed), SQLite synced the
+    database file when it checkpointed; the database file is synced again anyway.
     """
     path = engine.url.database
     assert engine.dialect.name == "sqlite" and path
-    for target in (f"{path}-wal", path):
+    for target, sync in ((f"{path}-wal", _fdatasync), (path, os.fsync)):
         try:
             fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             continue
         try:
-            os.fsync(fd)
+            sync(fd)
         finally:
             os.close(fd)
         return
+
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
 def stored_time(moment: datetime) -> datetime:

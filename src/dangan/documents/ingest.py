@@ -6,7 +6,8 @@ ledger entry together (DESIGN.md invariants 2 and 4). A crash between the two le
 most an unreferenced object, which an audit reports.
 
 Uploads arriving together are written together (:class:`IngestWriter`): one statement
-per table for the whole group, then one inclusion-proof query for all their receipts.
+per table for the whole group. Their receipts' inclusion proofs come from the append
+itself, checked against the signed checkpoint (or, failing that, from one query for all).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from dangan.clients import Client
 from dangan.clock import Clock
+from dangan.db.direct import DirectStatement
 from dangan.db.tables import document_versions, documents, objects
 from dangan.documents.service import DocumentMetadata
 from dangan.documents.sniff import sniff_media_type
@@ -34,10 +36,10 @@ from dangan.idempotency import (
     store_response,
     stored_response,
 )
-from dangan.ids import new_id
+from dangan.ids import new_ids
 from dangan.ledger.checkpoints import StoredCheckpoint
-from dangan.ledger.log import LedgerEntry, NewEvent, append_events, format_time
-from dangan.ledger.service import receipt_proof
+from dangan.ledger.log import AppendedRun, LedgerEntry, NewEvent, append_run, format_time
+from dangan.ledger.service import receipt_proofs
 from dangan.storage import StoredObject
 
 
@@ -58,6 +60,8 @@ class Ingested:
     """Who uploaded."""
     idempotency_key: str | None
     """The request's Idempotency-Key, if any."""
+    run: AppendedRun | None = None
+    """The append that recorded the entry (shared by the uploads recorded with it)."""
 
     @property
     def replayed(self) -> bool:
@@ -106,30 +110,69 @@ def complete_ingest(
 
     The final receipt is what an idempotent retry gets back, byte for byte.
     """
-    if ingested.replayed:
-        assert ingested.idempotency_key is not None
-        return stored_response(
-            conn, client_id=ingested.client_id, key=ingested.idempotency_key
-        ), True
-    assert ingested.entry is not None
-    receipt = dict(ingested.receipt)
-    if checkpoint is not None:
-        receipt["ledger"] = receipt_proof(conn, ingested.entry, checkpoint)
-    if ingested.idempotency_key is not None:
-        store_response(
-            conn, client_id=ingested.client_id, key=ingested.idempotency_key, response=receipt
-        )
-    return receipt, False
+    return complete_ingests(conn, [ingested], checkpoint)[0]
 
 
-# Built once (see dangan.ledger.log): the ingest path runs these for every upload.
+def complete_ingests(
+    conn: Connection, values: Sequence[Ingested], checkpoint: StoredCheckpoint | None
+) -> list[tuple[dict[str, Any], bool]]:
+    """:func:`complete_ingest` for each of ``values`` (the proofs, see :func:`_proofs`).
+
+    Fresh receipts are finished first (their keys then hold the final receipt), then the
+    replays are read back, so a key used twice in one batch replays the final receipt.
+    """
+    results: list[tuple[dict[str, Any], bool] | None] = [None] * len(values)
+    fresh = [i for i, value in enumerate(values) if value.entry is not None]
+    proofs = _proofs(conn, [values[i] for i in fresh], checkpoint)
+    for i, proof in zip(fresh, proofs):
+        ingested = values[i]
+        receipt = dict(ingested.receipt)
+        if proof is not None:
+            receipt["ledger"] = proof
+        if ingested.idempotency_key is not None:
+            store_response(
+                conn, client_id=ingested.client_id, key=ingested.idempotency_key, response=receipt
+            )
+        results[i] = (receipt, False)
+    for i, ingested in enumerate(values):
+        if ingested.replayed:
+            assert ingested.idempotency_key is not None
+            receipt = stored_response(
+                conn, client_id=ingested.client_id, key=ingested.idempotency_key
+            )
+            results[i] = (receipt, True)
+    return [r for r in results if r is not None]
+
+
+def _proofs(
+    conn: Connection, fresh: Sequence[Ingested], checkpoint: StoredCheckpoint | None
+) -> list[dict[str, Any] | None]:
+    """The ``ledger`` members of fresh receipts, per append that recorded them: from the
+    append itself when it ended at the checkpoint, else read from the stored tree."""
+    if checkpoint is None:
+        return [None] * len(fresh)
+    runs: dict[int, list[int]] = {}
+    for i, value in enumerate(fresh):
+        runs.setdefault(id(value.run), []).append(i)
+    proofs: list[dict[str, Any] | None] = [None] * len(fresh)
+    for members in runs.values():
+        entries = [entry for i in members if (entry := fresh[i].entry) is not None]
+        found = receipt_proofs(conn, entries, checkpoint, run=fresh[members[0]].run)
+        for i, proof in zip(members, found):
+            proofs[i] = proof
+    return proofs
+
+
+# Built once and run on the driver's cursor (see dangan.db.direct): the ingest path runs
+# these for every batch of uploads.
 #: Records an object row, once per content, by dialect.
 INSERT_OBJECT = {
     "sqlite": sqlite_insert(objects).on_conflict_do_nothing(index_elements=["sha256"]),
     "postgresql": pg_insert(objects).on_conflict_do_nothing(index_elements=["sha256"]),
 }
-_INSERT_DOCUMENT = documents.insert()
-_INSERT_VERSION = document_versions.insert()
+_INSERT_OBJECT = {name: DirectStatement(stmt) for name, stmt in INSERT_OBJECT.items()}
+_INSERT_DOCUMENT = DirectStatement(documents.insert())
+_INSERT_VERSION = DirectStatement(document_versions.insert())
 
 
 def build_receipt(
@@ -213,16 +256,8 @@ class IngestWriter:
     def complete_many(
         self, conn: Connection, values: Sequence[Ingested], sealed: StoredCheckpoint | None
     ) -> list[tuple[dict[str, Any], bool]]:
-        """Final receipts: fresh ones first (their keys then hold the final receipt),
-        then the replays, read back."""
-        results: dict[int, tuple[dict[str, Any], bool]] = {}
-        for i, value in enumerate(values):
-            if not value.replayed:
-                results[i] = complete_ingest(conn, value, sealed)
-        for i, value in enumerate(values):
-            if value.replayed:
-                results[i] = complete_ingest(conn, value, sealed)
-        return [results[i] for i in range(len(values))]
+        """Final receipts (:func:`complete_ingests`)."""
+        return complete_ingests(conn, values, sealed)
 
 
 def _subject(doc_id: str, stored: StoredObject, media_type: str) -> dict[str, Any]:
@@ -235,45 +270,19 @@ def _subject(doc_id: str, stored: StoredObject, media_type: str) -> dict[str, An
     }
 
 
-def _document_row(doc_id: str, req: IngestRequest, now: datetime) -> dict[str, Any]:
-    meta = req.meta
-    return {
-        "id": doc_id,
-        "title": meta.title,
-        "kind": meta.kind,
-        "organisation": meta.organisation,
-        "external_id": meta.external_id,
-        "case_ref": meta.case_ref,
-        "created_by": req.client.id,
-        "created_at": now,
-        "current_version": 1,
-    }
-
-
-def _version_row(doc_id: str, req: IngestRequest, entry: LedgerEntry, now: datetime) -> dict[str, Any]:
-    return {
-        "document_id": doc_id,
-        "version": 1,
-        "sha256": req.stored.sha256,
-        "size": req.stored.size,
-        "media_type": req.media_type,
-        "created_at": now,
-        "ledger_seq": entry.seq,
-    }
-
-
 def _insert_documents(
     conn: Connection, items: Sequence[IngestRequest], now: datetime
 ) -> list[Ingested]:
     """Bulk insert: one statement per table for all ``items``."""
     if not items:
         return []
-    doc_ids = [new_id(now) for _ in items]
-    conn.execute(
-        INSERT_OBJECT[conn.dialect.name],
-        [{"sha256": r.stored.sha256, "size": r.stored.size, "created_at": now} for r in items],
+    doc_ids = new_ids(now, len(items))
+    _INSERT_OBJECT[conn.dialect.name].execute_columns(
+        conn,
+        {"sha256": [r.stored.sha256 for r in items], "size": [r.stored.size for r in items]},
+        constants={"created_at": now},
     )
-    entries = append_events(
+    run = append_run(
         conn,
         [
             NewEvent("document.ingested", r.client.id, _subject(doc_id, r.stored, r.media_type))
@@ -281,10 +290,31 @@ def _insert_documents(
         ],
         now=now,
     )
-    conn.execute(_INSERT_DOCUMENT, [_document_row(d, r, now) for d, r in zip(doc_ids, items)])
-    conn.execute(
-        _INSERT_VERSION,
-        [_version_row(d, r, e, now) for d, r, e in zip(doc_ids, items, entries)],
+    entries = run.entries
+    metas = [r.meta for r in items]
+    _INSERT_DOCUMENT.execute_columns(
+        conn,
+        {
+            "id": doc_ids,
+            "title": [m.title for m in metas],
+            "kind": [m.kind for m in metas],
+            "organisation": [m.organisation for m in metas],
+            "external_id": [m.external_id for m in metas],
+            "case_ref": [m.case_ref for m in metas],
+            "created_by": [r.client.id for r in items],
+        },
+        constants={"created_at": now, "current_version": 1},
+    )
+    _INSERT_VERSION.execute_columns(
+        conn,
+        {
+            "document_id": doc_ids,
+            "sha256": [r.stored.sha256 for r in items],
+            "size": [r.stored.size for r in items],
+            "media_type": [r.media_type for r in items],
+            "ledger_seq": [e.seq for e in entries],
+        },
+        constants={"version": 1, "created_at": now},
     )
     ingested = []
     for doc_id, req, entry in zip(doc_ids, items, entries):
@@ -298,5 +328,5 @@ def _insert_documents(
                 response=receipt,
                 now=now,
             )
-        ingested.append(Ingested(receipt, entry, req.client.id, req.idempotency_key))
+        ingested.append(Ingested(receipt, entry, req.client.id, req.idempotency_key, run))
     return ingested

@@ -22,7 +22,7 @@ consecutive, so they land side by side however many levels they span.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from dangan.ledger.merkle import EMPTY_ROOT, HASH_SIZE, node_hash, split_point
 
@@ -121,13 +121,13 @@ def consistency_nodes(old_size: int, new_size: int) -> list[tuple[int, int]]:
 
 def inclusion_proof_from(get: GetNode, index: int, size: int) -> list[bytes]:
     """PATH(index, D[size]) from stored perfect subtrees, in O(log size) reads."""
-    return [_node_hash_from(get, node, size) for node in inclusion_nodes(index, size)]
+    return [node_hash_from(get, node, size) for node in inclusion_nodes(index, size)]
 
 
 def consistency_proof_from(get: GetNode, old_size: int, new_size: int) -> list[bytes]:
     """PROOF(old_size, D[new_size]) from stored perfect subtrees, in O(log new_size) reads."""
     nodes = consistency_nodes(old_size, new_size)
-    return [_node_hash_from(get, node, new_size) for node in nodes]
+    return [node_hash_from(get, node, new_size) for node in nodes]
 
 
 def append_nodes(size: int, leaf: bytes, get: GetNode) -> list[tuple[int, int, bytes]]:
@@ -147,6 +147,32 @@ def append_nodes(size: int, leaf: bytes, get: GetNode) -> list[tuple[int, int, b
         level, index = level + 1, index >> 1
         created.append((level, index, digest))
     return created
+
+
+def grown_tree(frontier: dict[int, bytes], base: int, leaves: Sequence[bytes]) -> GetNode:
+    """Perfect nodes of the tree of ``base + len(leaves)`` leaves, from the frontier of its
+    first ``base`` leaves (``{level: hash}``) and the leaf hashes after them.
+
+    Enough for any proof about the new leaves: a node left of ``base`` that such a proof
+    needs is a frontier subtree, and a node spanning ``base`` splits into frontier subtrees
+    and new leaves. Asking for another node left of ``base`` raises KeyError.
+    """
+    computed: dict[tuple[int, int], bytes] = {}
+
+    def get(level: int, index: int) -> bytes:
+        if (index + 1) << level <= base:  # wholly old: one of the frontier's subtrees
+            if index != (base >> level) - 1 or level not in frontier:
+                raise KeyError((level, index))
+            return frontier[level]
+        if level == 0:
+            return leaves[index - base]
+        digest = computed.get((level, index))
+        if digest is None:
+            digest = node_hash(get(level - 1, 2 * index), get(level - 1, 2 * index + 1))
+            computed[(level, index)] = digest
+        return digest
+
+    return get
 
 
 def node_position(level: int, index: int) -> int:
@@ -169,6 +195,10 @@ def _node_at(start: int, end: int) -> tuple[int, int]:
     return level, start >> level
 
 
-def _node_hash_from(get: GetNode, node: tuple[int, int], size: int) -> bytes:
+def node_hash_from(get: GetNode, node: tuple[int, int], size: int) -> bytes:
     """The hash of ``node`` in a tree of ``size``: one read if perfect, else a fold."""
-    return subtree_hash(get, *node_range(*node, size))
+    level, index = node
+    start, end = node_range(level, index, size)
+    if end - start == 1 << level:
+        return get(level, index)
+    return subtree_hash(get, start, end)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from dangan.db.direct import DirectStatement
 from dangan.db.engine import stored_time
 from dangan.db.tables import checkpoint_timestamps, checkpoints
 from dangan.errors import IntegrityError
@@ -24,8 +25,12 @@ from dangan.ledger.merkle import verify_consistency
 from dangan.ledger.note import NoteSigner
 from dangan.ledger.tree import consistency_proof_at
 
-_INSERT = checkpoints.insert()
 _LATEST = select(checkpoints).order_by(checkpoints.c.size.desc()).limit(1)
+# Signing runs once per write batch: these two run on the driver's cursor (dangan.db.direct).
+_INSERT = DirectStatement(checkpoints.insert())
+_LATEST_TREE = DirectStatement(
+    select(checkpoints.c.size, checkpoints.c.root).order_by(checkpoints.c.size.desc()).limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -80,23 +85,27 @@ def ensure_checkpoint(
     sign different checkpoints for one size.
     """
     head = read_head(conn, for_update=True)
-    latest = latest_checkpoint(conn)
-    if latest is not None and latest.size == head.size:
-        return latest
-    if latest is not None and latest.size > head.size:
-        raise IntegrityError(
-            f"the log has {head.size} entries but a checkpoint for {latest.size} was signed"
-        )
+    latest = _LATEST_TREE.execute(conn)
+    if latest:
+        ((latest_size, latest_root),) = latest
+        if latest_size == head.size:
+            stored = latest_checkpoint(conn)
+            assert stored is not None
+            return stored
+        if latest_size > head.size:
+            raise IntegrityError(
+                f"the log has {head.size} entries but a checkpoint for {latest_size} was signed"
+            )
     root = head.root
-    if latest is not None:
-        proof = consistency_proof_at(conn, latest.size, head.size, head_size=head.size)
-        if not verify_consistency(latest.size, head.size, latest.root, root, proof):
+    if latest:
+        proof = consistency_proof_at(conn, latest_size, head.size, head_size=head.size)
+        if not verify_consistency(latest_size, head.size, bytes(latest_root), root, proof):
             raise IntegrityError(
                 f"refusing to sign: the tree of size {head.size} is not consistent with "
-                f"the checkpoint already signed for size {latest.size}"
+                f"the checkpoint already signed for size {latest_size}"
             )
     note = sign_checkpoint(signer, Checkpoint(origin=origin, size=head.size, root=root))
-    conn.execute(_INSERT, {"size": head.size, "root": root, "note": note, "created_at": now})
+    _INSERT.execute(conn, {"size": head.size, "root": root, "note": note, "created_at": now})
     return StoredCheckpoint(size=head.size, root=root, note=note, created_at=now)
 
 

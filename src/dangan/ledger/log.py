@@ -160,6 +160,21 @@ def append_event(
     return append_events(conn, [NewEvent(kind=kind, actor=actor, subject=subject)], now=now)[0]
 
 
+@dataclass(frozen=True)
+class AppendedRun:
+    """Entries appended together, and the tree they were appended to.
+
+    With the frontier of that tree and the new leaves, every node of the grown tree that
+    an inclusion proof of a new entry needs can be computed without reading the stored
+    tree (:func:`dangan.ledger.tree.run_proofs`).
+    """
+
+    entries: list[LedgerEntry]
+    """The new entries, in sequence order."""
+    base_frontier: bytes
+    """Packed frontier (:mod:`dangan.ledger.tree`) of the tree before the first of them."""
+
+
 def append_events(
     conn: Connection, events: Sequence[NewEvent], *, now: datetime
 ) -> list[LedgerEntry]:
@@ -168,6 +183,11 @@ def append_events(
     Locks the head once, stores every entry and every tree node above the leaves that
     the entries complete, and moves the head (size, last hash, frontier) in one update.
     """
+    return append_run(conn, events, now=now).entries
+
+
+def append_run(conn: Connection, events: Sequence[NewEvent], *, now: datetime) -> AppendedRun:
+    """:func:`append_events`, also handing back the frontier the entries were added to."""
     head = read_head(conn, for_update=True)
     size, prev, frontier = head.size, head.last_hash, head.frontier
     time = format_time(now)  # one clock reading for the whole batch
@@ -180,8 +200,9 @@ def append_events(
         frontier, completed = tree.push_packed(frontier, size, digest)
         nodes += completed
         size, prev = size + 1, digest
+    run = AppendedRun(entries=entries, base_frontier=head.frontier)
     if not entries:
-        return entries
+        return run
     if len(entries) == 1:
         _INSERT_ENTRIES.execute(conn, _entry_row(entries[0]))
     else:
@@ -198,7 +219,7 @@ def append_events(
         )
     tree.store_positioned(conn, nodes)
     _UPDATE_HEAD.execute(conn, {"new_size": size, "new_hash": prev, "new_frontier": frontier})
-    return entries
+    return run
 
 
 def _entry_row(entry: LedgerEntry) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -11,9 +12,9 @@ from sqlalchemy import Connection
 from dangan.config import Settings
 from dangan.ledger.checkpoints import StoredCheckpoint, ensure_checkpoint
 from dangan.ledger.keys import load_signing_key
-from dangan.ledger.log import LedgerEntry
+from dangan.ledger.log import AppendedRun, LedgerEntry
 from dangan.ledger.note import NoteSigner
-from dangan.ledger.tree import inclusion_proof_at
+from dangan.ledger.tree import inclusion_proofs_at, run_proofs
 
 T = TypeVar("T")
 
@@ -50,16 +51,43 @@ def receipt_proof(conn: Connection, entry: LedgerEntry, checkpoint: StoredCheckp
     SHA-256(0x00 ‖ entry) = leaf_hash, and the RFC 9162 §2.1.3.2 inclusion of leaf
     ``seq`` in the tree of ``tree_size`` whose root the checkpoint carries.
     """
+    return receipt_proofs(conn, [entry], checkpoint)[0]
+
+
+def receipt_proofs(
+    conn: Connection,
+    entries: Sequence[LedgerEntry],
+    checkpoint: StoredCheckpoint,
+    *,
+    run: AppendedRun | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`receipt_proof` for each of ``entries``, reading the tree once for all.
+
+    With ``run``, the append that ended the log at the checkpoint's size, the proofs are
+    computed from it instead (checked against the checkpoint's root), without a read.
+    """
     # The checkpoint was signed over stored entries, so its size bounds the tree here.
-    proof = inclusion_proof_at(conn, entry.seq, checkpoint.size, head_size=checkpoint.size)
-    return {
-        "seq": entry.seq,
-        "leaf_hash": entry.leaf_hash.hex(),
-        "entry": entry.body.decode("utf-8"),
-        "tree_size": checkpoint.size,
-        "inclusion_proof": [node.hex() for node in proof],
-        "checkpoint": checkpoint.note,
-    }
+    size = checkpoint.size
+    seqs = [e.seq for e in entries]
+    proofs = None
+    if run is not None and run.entries:
+        base, leaves = run.entries[0].seq, [e.leaf_hash for e in run.entries]
+        proofs = run_proofs(
+            run.base_frontier, base, leaves, seqs, size=size, root=checkpoint.root
+        )
+    if proofs is None:
+        proofs = inclusion_proofs_at(conn, seqs, size, head_size=size)
+    return [
+        {
+            "seq": entry.seq,
+            "leaf_hash": entry.leaf_hash.hex(),
+            "entry": entry.body.decode("utf-8"),
+            "tree_size": size,
+            "inclusion_proof": [node.hex() for node in proof],
+            "checkpoint": checkpoint.note,
+        }
+        for entry, proof in zip(entries, proofs)
+    ]
 
 
 def with_proof(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, Executable, bindparam, literal_column, select, union_all
+from sqlalchemy import Connection, bindparam, literal_column, select, union_all
 
 from dangan.db.direct import DirectStatement
 from dangan.db.tables import ledger_entries, ledger_tree
@@ -103,21 +103,24 @@ def store_positioned(conn: Connection, nodes: Sequence[tuple[int, bytes]]) -> No
 
 
 @functools.lru_cache(maxsize=64)
-def _fetch_statement(leaves: int, inner: int) -> Executable:
+def _fetch_statement(leaves: int, inner: int) -> DirectStatement:
     """SELECT of up to ``leaves`` leaf hashes and ``inner`` stored nodes by primary key.
 
-    Rows are ``(0, seq, leaf_hash)`` and ``(1, pos, hash)``, in one round trip. Callers
-    pad the key lists (with -1, which matches nothing) to a few lengths, so that
-    SQLAlchemy compiles a handful of shapes once rather than one per proof shape.
+    Rows are ``(0, seq, leaf_hash)`` and ``(1, pos, hash)``, in one round trip, on the
+    driver's cursor (proofs are on the write path: every receipt and checkpoint needs
+    one). Callers pad the key lists (with -1, which matches nothing) to a few lengths,
+    so that a handful of shapes are compiled once rather than one per proof shape.
     """
     seq, pos = ledger_entries.c.seq, ledger_tree.c.pos
-    return union_all(
-        select(literal_column("0"), seq, ledger_entries.c.leaf_hash).where(
-            seq.in_([bindparam(f"s{i}") for i in range(leaves)])
-        ),
-        select(literal_column("1"), pos, ledger_tree.c.hash).where(
-            pos.in_([bindparam(f"p{i}") for i in range(inner)])
-        ),
+    return DirectStatement(
+        union_all(
+            select(literal_column("0"), seq, ledger_entries.c.leaf_hash).where(
+                seq.in_([bindparam(f"s{i}") for i in range(leaves)])
+            ),
+            select(literal_column("1"), pos, ledger_tree.c.hash).where(
+                pos.in_([bindparam(f"p{i}") for i in range(inner)])
+            ),
+        )
     )
 
 
@@ -135,7 +138,7 @@ def _fetch(conn: Connection, coords: set[tuple[int, int]]) -> dict[tuple[int, in
     positions = _padded(list(by_pos), 8)
     params = {f"s{i}": seq for i, seq in enumerate(seqs)}
     params.update((f"p{i}", position) for i, position in enumerate(positions))
-    rows = conn.execute(_fetch_statement(len(seqs), len(positions)), params)
+    rows = _fetch_statement(len(seqs), len(positions)).execute(conn, params)
     found = {by_pos[key] if inner else (0, key): bytes(digest) for inner, key, digest in rows}
     if len(found) != len(coords):
         missing = sorted(coords - found.keys())[:3]
@@ -144,9 +147,14 @@ def _fetch(conn: Connection, coords: set[tuple[int, int]]) -> dict[tuple[int, in
 
 
 def _needed(nodes: Sequence[tuple[int, int]], size: int) -> set[tuple[int, int]]:
+    """The stored nodes whose hashes give those of ``nodes`` in a tree of ``size``."""
     coords: set[tuple[int, int]] = set()
     for level, index in nodes:
-        coords.update(_tree.perfect_subtrees(*_tree.node_range(level, index, size)))
+        start, end = _tree.node_range(level, index, size)
+        if end - start == 1 << level:  # perfect: stored as it is
+            coords.add((level, index))
+        else:
+            coords.update(_tree.perfect_subtrees(start, end))
     return coords
 
 
@@ -171,6 +179,57 @@ def inclusion_proof_at(conn: Connection, index: int, size: int, *, head_size: in
         raise NotFound(f"entry {index} is not in a tree of size {size}")
     nodes = _fetch(conn, _needed(_tree.inclusion_nodes(index, size), size))
     return _tree.inclusion_proof_from(lambda lvl, idx: nodes[(lvl, idx)], index, size)
+
+
+def inclusion_proofs_at(
+    conn: Connection, indices: Sequence[int], size: int, *, head_size: int
+) -> list[list[bytes]]:
+    """:func:`inclusion_proof_at` for each of ``indices``, with one query for all of them.
+
+    Proofs of neighbouring leaves share most of their nodes (a batch of receipts for the
+    entries one transaction appended differ only near the right edge of the tree).
+    """
+    _check_size(size, head_size)
+    paths = []
+    for index in indices:
+        if not 0 <= index < size:
+            raise NotFound(f"entry {index} is not in a tree of size {size}")
+        paths.append(_tree.inclusion_nodes(index, size))
+    nodes = _fetch(conn, _needed([node for path in paths for node in path], size))
+
+    def get(level: int, index: int) -> bytes:
+        return nodes[(level, index)]
+
+    return [[_tree.node_hash_from(get, node, size) for node in path] for path in paths]
+
+
+def run_proofs(
+    base_frontier: bytes,
+    base: int,
+    leaves: Sequence[bytes],
+    indices: Sequence[int],
+    *,
+    size: int,
+    root: bytes,
+) -> list[list[bytes]] | None:
+    """Inclusion proofs of ``indices`` in the tree of ``size`` whose last leaves were just
+    appended, computed without reading the stored tree; ``None`` when that is not possible.
+
+    ``leaves`` are the hashes of leaves ``base`` onwards and ``base_frontier`` the packed
+    frontier of the tree of the ``base`` leaves before them (a
+    :class:`dangan.ledger.log.AppendedRun`). They must make up the whole tree of ``size``,
+    whose MTH must be ``root`` (the signed checkpoint's), else ``None``: the caller then
+    reads the proofs from the store.
+    """
+    if base + len(leaves) != size or not all(base <= index < size for index in indices):
+        return None
+    try:
+        get = _tree.grown_tree(unpack_frontier(base_frontier, base), base, leaves)
+        if _tree.root_from(get, size) != root:
+            return None
+        return [_tree.inclusion_proof_from(get, index, size) for index in indices]
+    except (KeyError, ValueError):
+        return None
 
 
 def consistency_proof_at(conn: Connection, old: int, new: int, *, head_size: int) -> list[bytes]:
