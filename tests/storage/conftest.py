@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dangan.storage import ObjectStore
+from dangan.storage import ObjectStore, _spool
 from dangan.storage.fs import FsObjectStore
 from dangan.storage.s3 import S3ObjectStore
 
@@ -24,19 +24,32 @@ class Backend:
     """An object store under test, with what the tests need to look behind it."""
 
     name: str
-    """``fs`` or ``s3``."""
+    """``fs``, ``fs-named`` (``fs`` where the system has no unnamed files) or ``s3``."""
     store: ObjectStore
     """The store."""
     temp_dir: Path
     """Where its writers keep temporary files."""
+    unnamed_temp: bool = False
+    """Whether those files have no name while written (O_TMPFILE)."""
 
 
-@pytest.fixture(params=["fs", pytest.param("s3", marks=pytest.mark.s3)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+@pytest.fixture(params=["fs", "fs-named", pytest.param("s3", marks=pytest.mark.s3)])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Backend]:
     """Every object store backend, fresh for each test (S3 shares the run's bucket)."""
-    if request.param == "fs":
+    if request.param.startswith("fs"):
+        if request.param == "fs-named":
+            monkeypatch.setattr(_spool, "_UNNAMED_FLAGS", 0)
+        elif not _spool._UNNAMED_FLAGS:
+            pytest.skip("this system has no unnamed temporary files (O_TMPFILE)")
         fs = FsObjectStore(root=tmp_path / "objects")
-        backend = Backend(name="fs", store=fs, temp_dir=fs.root / "tmp")
+        backend = Backend(
+            name=request.param,
+            store=fs,
+            temp_dir=fs.root / "tmp",
+            unnamed_temp=request.param == "fs",
+        )
     else:
         settings = request.getfixturevalue("s3_settings")
         s3 = S3ObjectStore.from_settings(settings, spool_dir=tmp_path / "spool")

@@ -1,8 +1,12 @@
 """Temporary files that are hashed as they fill, and locked while their writer lives.
 
-Each temporary file carries an exclusive ``flock`` for as long as its writer holds it
-open. The kernel drops the lock when the process dies, so :func:`remove_stale` can tell
+Each named temporary file carries an exclusive ``flock`` for as long as its writer holds
+it open. The kernel drops the lock when the process dies, so :func:`remove_stale` can tell
 the leftovers of a crash from the files of live writers in any process.
+
+Where the filesystem allows it (Linux ``O_TMPFILE``), a temporary file can also have no
+name at all until it is linked into place (:meth:`SpoolFile.create_unnamed`): a crash
+leaves nothing behind, and there is no name to lock, check or remove.
 """
 
 from __future__ import annotations
@@ -11,35 +15,70 @@ import errno
 import fcntl
 import hashlib
 import os
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from dangan.errors import BackendUnavailable
+from dangan.ids import UniqueNames
 
 from .base import StoredObject
 
 _SUFFIX = ".part"
 
 
+#: Temporary file names; O_EXCL catches the unlikely collision.
+_names = UniqueNames()
+
+
+def _unnamed_flags() -> int:
+    """``open`` flags for an unnamed file, or 0 where the system cannot link one in."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag or not os.path.isdir("/proc/self/fd"):
+        return 0
+    return flag | os.O_WRONLY | os.O_CLOEXEC
+
+
+_UNNAMED_FLAGS = _unnamed_flags()
+#: What ``open`` says when a filesystem has no unnamed files.
+_NO_UNNAMED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
+
+
 class SpoolFile:
     """A temporary file written with raw ``os.write`` calls and hashed with SHA-256."""
 
-    def __init__(self, *, path: Path, fd: int) -> None:
+    def __init__(self, *, path: Path | None, fd: int) -> None:
         self.path = path
-        """Where the file lives while it is being written."""
+        """Where the file lives while it is being written; ``None`` for an unnamed file."""
         self._fd: int | None = fd
         self._hash = hashlib.sha256()
         self._size = 0
         self._broken = False
 
     @classmethod
+    def create_unnamed(cls, directory: Path) -> SpoolFile:
+        """A new, empty file on ``directory``'s filesystem that has no name until
+        :meth:`link_into` gives it one (``O_TMPFILE``); a named, locked one from
+        :meth:`create` where the platform or filesystem has no unnamed files."""
+        if _UNNAMED_FLAGS:
+            try:
+                fd = os.open(directory, _UNNAMED_FLAGS, 0o600)
+            except OSError as exc:
+                if exc.errno not in _NO_UNNAMED:
+                    raise
+            else:
+                return cls(path=None, fd=fd)
+        return cls.create(directory)
+
+    @classmethod
     def create(cls, directory: Path) -> SpoolFile:
         """Create and lock a new, empty temporary file in ``directory``."""
         while True:
-            path = directory / f"{uuid.uuid4().hex}{_SUFFIX}"
+            path = directory / f"{_names.next()}{_SUFFIX}"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-            fd = os.open(path, flags, 0o600)
+            try:
+                fd = os.open(path, flags, 0o600)
+            except FileExistsError:
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 # A concurrent remove_stale may have locked and unlinked the file between
@@ -99,9 +138,21 @@ class SpoolFile:
             fd, self._fd = self._fd, None
             os.close(fd)
 
+    def link_into(self, dir_fd: int, name: str) -> bool:
+        """Give the file the name ``name`` in the open directory ``dir_fd`` (a hard link;
+        the temporary name, if any, goes with :meth:`discard`). ``False`` when ``name``
+        exists already, which is then left as it is."""
+        # An unnamed file is linked through its /proc descriptor (open(2), O_TMPFILE).
+        source = str(self.path) if self.path is not None else f"/proc/self/fd/{self.fd}"
+        try:
+            os.link(source, name, dst_dir_fd=dir_fd, follow_symlinks=True)
+        except FileExistsError:
+            return False
+        return True
+
     def discard(self) -> None:
-        """Remove the file and close it; idempotent."""
-        if self._fd is not None:
+        """Remove the temporary name (if any) and close the file; idempotent."""
+        if self._fd is not None and self.path is not None:
             self.path.unlink(missing_ok=True)
         self.close()
 
@@ -199,12 +250,18 @@ def fsync_dir(directory: Path) -> None:
     """
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        fsync_dir_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir_fd(fd: int) -> None:
+    """:func:`fsync_dir` of a directory already open as ``fd``."""
+    try:
         os.fsync(fd)
     except OSError as exc:  # some filesystems cannot fsync a directory
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
             raise
-    finally:
-        os.close(fd)
 
 
 def ensure_dir(directory: Path) -> None:

@@ -27,7 +27,7 @@ from dangan.errors import BackendUnavailable, IntegrityError, NotFound
 
 from . import _retention
 from ._keys import KEY_PREFIX, check_sha256, fan_out, is_sha256, object_range
-from ._spool import SpooledWriter, SpoolFile, ensure_dir, fsync_dir, remove_stale
+from ._spool import SpooledWriter, SpoolFile, ensure_dir, fsync_dir, fsync_dir_fd, remove_stale
 from .base import CHUNK_SIZE, Retention, RetentionMode, StoredObject
 
 if TYPE_CHECKING:
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 _LOCKS = "locks"
 _TMP = "tmp"
+
+
+def _open_dir(path: Path) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 @contextmanager
@@ -66,7 +70,7 @@ class FsObjectStore:
     def open_writer(self) -> SpooledWriter:
         """Start a streaming write of a new object into ``tmp/``."""
         with _os_errors("start a write"):
-            spool = SpoolFile.create(self.root / _TMP)
+            spool = SpoolFile.create_unnamed(self.root / _TMP)
         return SpooledWriter(spool=spool, install=self._install)
 
     def stat(self, sha256: str) -> StoredObject | None:
@@ -141,7 +145,7 @@ class FsObjectStore:
             for name in (KEY_PREFIX, _LOCKS):
                 if not (self.root / name).is_dir():
                     raise FileNotFoundError(f"missing directory {self.root / name}")
-            probe = SpoolFile.create(self.root / _TMP)
+            probe = SpoolFile.create_unnamed(self.root / _TMP)
             try:
                 probe.write(b"ok")
                 probe.sync()
@@ -191,20 +195,27 @@ class FsObjectStore:
         return sha256
 
     def _install(self, spool: SpoolFile, stored: StoredObject) -> None:
-        """fsync, make read-only, rename under the key and fsync the directory.
+        """fsync, make read-only, link under the key and fsync the directory.
 
-        If the object exists already its content is identical (same SHA-256), so the
-        temporary file is simply dropped by the writer. The temporary file stays locked
-        until it is in place, so ``cleanup_temp`` cannot take it.
+        If the object exists already its content is identical (same SHA-256), so it is
+        left as it is and the temporary file is simply dropped by the writer. A named
+        temporary file stays locked until it is in place, so ``cleanup_temp`` cannot
+        take it.
         """
         final = self._object_path(stored.sha256)
         with _os_errors("commit an object"):
             os.fchmod(spool.fd, 0o444)
             spool.sync()  # data and inode, including the mode (POSIX fsync)
-            ensure_dir(final.parent)
-            if not final.exists():
-                os.replace(spool.path, final)
-            fsync_dir(final.parent)
+            try:
+                dir_fd = _open_dir(final.parent)
+            except FileNotFoundError:  # the first object of its fan-out directory
+                ensure_dir(final.parent)
+                dir_fd = _open_dir(final.parent)
+            try:
+                spool.link_into(dir_fd, final.name)
+                fsync_dir_fd(dir_fd)  # the new name is durable before the object is reported
+            finally:
+                os.close(dir_fd)
 
     @contextmanager
     def _mutex(self) -> Iterator[None]:
