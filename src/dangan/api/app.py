@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 import dangan
 from dangan.api import documents, ledger, licences, ops, pki, public, public_page, seals, validation
+from dangan.api._direct import DirectRoutes
 from dangan.api._keepalive import KeepAliveLimit
 from dangan.api.deps import AppContext
 from dangan.api.observability import Metrics, RequestContextMiddleware
@@ -58,6 +59,8 @@ def create_app(settings: Settings, *, backends: Backends | None = None) -> FastA
     app.include_router(public_page.router)
     verify_route = next(r for r in public.router.routes if getattr(r, "path", None) == public.VERIFY_PATH)
     app.add_middleware(public.VerifyFastPath, route=verify_route)
+    # The routers are included without a prefix: their routes' paths are the app's.
+    app.add_middleware(DirectRoutes, routes=documents.router.routes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.add_middleware(KeepAliveLimit, max_requests=settings.keepalive_requests)
     return app

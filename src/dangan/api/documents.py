@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from dangan.api._direct import RequestRoute
 from dangan.api._offload import run_chained
 from dangan.api.deps import (
     AppContext,
@@ -42,19 +41,6 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 def _filter() -> Any:
     return Query(max_length=200, pattern=PRINTABLE)
 
-
-
-class RequestRoute(APIRoute):
-    """A route whose endpoint takes the bare :class:`Request` and returns a Response.
-
-    FastAPI's dependency and parameter solving was about a fifth of an upload's work on
-    the event loop, so the endpoint authenticates (the same key cache and lookup as
-    :func:`~dangan.api.deps.require_scope`) and reads its headers itself; its parameters
-    are documented through ``openapi_extra``. Errors still reach the app's problem handlers.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        return self.endpoint
 
 
 _UPLOAD_OPENAPI = {

@@ -53,6 +53,11 @@ def problem_response(
 
 async def _dangan_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DanganError)
+    return dangan_error_response(request, exc)
+
+
+def dangan_error_response(request: Request, exc: DanganError) -> JSONResponse:
+    """The problem details of one of dangan's errors."""
     headers = dict(exc.headers)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="dangan"'
