@@ -5,9 +5,11 @@ Layout under ``root``::
     sha256/ab/<hex>        committed objects, read-only (0o444)
     locks/ab/<hex>.json    retention and legal hold of an object, when it has any
     locks/.mutex           serialises lock changes and deletions across processes
-    tmp/<uuid>.part        writes in progress (and lock files being replaced)
+    tmp/<name>.part        lock files being replaced, and writes in progress where the
+                           system has no unnamed files
 
-A write goes to ``tmp/`` while it is hashed, is fsynced, and only then renamed into place
+A write goes to an unnamed file on ``tmp/``'s filesystem (Linux ``O_TMPFILE``; a named
+``tmp/`` file elsewhere) while it is hashed, is fsynced, and only then linked into place
 and its directory fsynced, so an acknowledged object survives a crash and a crash never
 leaves a half-written object under its key (DESIGN.md invariant 4).
 """
