@@ -41,9 +41,9 @@ def backend(
     if request.param.startswith("fs"):
         if request.param == "fs-named":
             monkeypatch.setattr(_spool, "_UNNAMED_FLAGS", 0)
-        elif not _spool._UNNAMED_FLAGS:
-            pytest.skip("this system has no unnamed temporary files (O_TMPFILE)")
         fs = FsObjectStore(root=tmp_path / "objects")
+        if request.param == "fs" and not fs._unnamed:
+            pytest.skip("this system has no unnamed temporary files (O_TMPFILE)")
         backend = Backend(
             name=request.param,
             store=fs,

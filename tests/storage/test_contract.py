@@ -345,6 +345,6 @@ def test_large_streaming_write_keeps_memory_flat(backend: Backend) -> None:
     assert actual.hexdigest() == stored.sha256
     assert write_peak < 8 * MiB
     assert read_peak < 8 * MiB
-    # fs renames a file. S3 uploads 5 MiB parts (the least S3 allows) and minio holds
+    # fs links (or renames) a file. S3 uploads 5 MiB parts (the least S3 allows) and minio holds
     # up to two of them at once: bounded, whatever the object's size.
     assert commit_peak < (8 * MiB if backend.name.startswith("fs") else 12 * MiB)

@@ -98,3 +98,34 @@ def test_check_fails_when_the_directory_is_gone(fs: FsObjectStore) -> None:
     shutil.rmtree(fs.root)
     with pytest.raises(BackendUnavailable):
         fs.check()
+
+
+def test_fan_out_directories_exist_before_any_object(tmp_path: Path) -> None:
+    store = FsObjectStore(root=tmp_path / "objects")
+    fans = sorted(p.name for p in (store.root / "sha256").iterdir())
+    assert fans == [f"{i:02x}" for i in range(256)]
+    FsObjectStore(root=tmp_path / "objects")  # a second start finds them all
+
+
+def test_unnamed_files_that_cannot_be_linked_fall_back_to_named_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    real_link = os.link
+
+    def no_proc_links(src: str, dst: str, **kwargs: object) -> None:
+        if str(src).startswith("/proc/"):
+            raise PermissionError(1, "Operation not permitted", src)
+        real_link(src, dst, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", no_proc_links)
+    store = FsObjectStore(root=tmp_path / "objects")
+    assert not store._unnamed
+    store.check()
+    writer = store.open_writer()
+    writer.write(b"named after all")
+    assert [p.suffix for p in (store.root / "tmp").iterdir()] == [".part"]
+    stored = writer.commit()
+    assert b"".join(store.read(stored.sha256)) == b"named after all"
+    assert list((store.root / "tmp").iterdir()) == []

@@ -35,7 +35,7 @@ class SpoolingWriter:
     """An :class:`ObjectWriter` that keeps small content in memory.
 
     Most uploads are small: holding them until the end lets the whole store write (create,
-    write, fsync, rename) happen in one worker-thread call instead of touching the disk
+    write, fsync, link) happen in one worker-thread call instead of touching the disk
     from the event loop chunk by chunk. Past :data:`MEMORY_SPOOL` bytes it opens a store
     writer and streams, so memory stays bounded for any size.
 

@@ -53,6 +53,7 @@ class SpoolFile:
         self._hash = hashlib.sha256()
         self._size = 0
         self._broken = False
+        self._placed = False
 
     @classmethod
     def create_unnamed(cls, directory: Path) -> SpoolFile:
@@ -138,30 +139,63 @@ class SpoolFile:
             fd, self._fd = self._fd, None
             os.close(fd)
 
-    def link_into(self, dir_fd: int, name: str) -> bool:
-        """Give the file the name ``name`` in the open directory ``dir_fd`` (a hard link;
-        the temporary name, if any, goes with :meth:`discard`). ``False`` when ``name``
-        exists already, which is then left as it is."""
-        # An unnamed file is linked through its /proc descriptor (open(2), O_TMPFILE).
-        source = str(self.path) if self.path is not None else f"/proc/self/fd/{self.fd}"
+    def place(self, dir_fd: int, name: str) -> bool:
+        """Give the file the name ``name`` in the open directory ``dir_fd``: an unnamed
+        file by a hard link, a named one by renaming it. ``False`` when ``name`` exists
+        already, which is then left as it is (the file is dropped by :meth:`discard`)."""
+        if self.path is None:
+            # An unnamed file is linked through its /proc descriptor (open(2), O_TMPFILE).
+            try:
+                os.link(f"/proc/self/fd/{self.fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+            except FileExistsError:
+                return False
+            return True
         try:
-            os.link(source, name, dst_dir_fd=dir_fd, follow_symlinks=True)
-        except FileExistsError:
-            return False
-        return True
+            os.stat(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            os.replace(self.path, name, dst_dir_fd=dir_fd)
+            self._placed = True
+            return True
+        return False
 
     def discard(self) -> None:
         """Remove the temporary name (if any) and close the file; idempotent."""
-        if self._fd is not None and self.path is not None:
+        if self._fd is not None and self.path is not None and not self._placed:
             self.path.unlink(missing_ok=True)
         self.close()
+
+
+def unnamed_files_work(directory: Path) -> bool:
+    """Whether an unnamed file can be created in ``directory`` and linked into it (the
+    filesystem takes ``O_TMPFILE``, ``/proc`` is there and hard links are allowed)."""
+    if not _UNNAMED_FLAGS:
+        return False
+    try:
+        probe = SpoolFile.create_unnamed(directory)
+    except OSError:
+        return False
+    name = f"{_names.next()}.probe"
+    try:
+        if probe.path is not None:  # the filesystem refused O_TMPFILE
+            return False
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            probe.place(dir_fd, name)
+            os.unlink(name, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        return False
+    finally:
+        probe.discard()
+    return True
 
 
 class SpooledWriter:
     """An :class:`~dangan.storage.base.ObjectWriter` that fills a :class:`SpoolFile`.
 
-    On commit, ``install`` makes the finished file a stored object (rename it into place,
-    or upload it); the temporary file is removed afterwards in either case.
+    On commit, ``install`` makes the finished file a stored object (link or rename it into
+    place, or upload it); the temporary file is removed afterwards in either case.
     """
 
     def __init__(
@@ -265,12 +299,16 @@ def fsync_dir_fd(fd: int) -> None:
 
 
 def ensure_dir(directory: Path) -> None:
-    """Create ``directory`` (and missing parents), syncing each parent that gained an entry."""
+    """Create ``directory`` (and missing parents), syncing each parent that gained an entry.
+
+    When another thread or process created it meanwhile, the parent is synced all the
+    same: that creator may not have synced it yet.
+    """
     if directory.is_dir():
         return
     ensure_dir(directory.parent)
     try:
         directory.mkdir()
     except FileExistsError:
-        return
+        pass
     fsync_dir(directory.parent)

@@ -29,7 +29,15 @@ from dangan.errors import BackendUnavailable, IntegrityError, NotFound
 
 from . import _retention
 from ._keys import KEY_PREFIX, check_sha256, fan_out, is_sha256, object_range
-from ._spool import SpooledWriter, SpoolFile, ensure_dir, fsync_dir, fsync_dir_fd, remove_stale
+from ._spool import (
+    SpooledWriter,
+    SpoolFile,
+    ensure_dir,
+    fsync_dir,
+    fsync_dir_fd,
+    remove_stale,
+    unnamed_files_work,
+)
 from .base import CHUNK_SIZE, Retention, RetentionMode, StoredObject
 
 if TYPE_CHECKING:
@@ -41,6 +49,21 @@ _TMP = "tmp"
 
 def _open_dir(path: Path) -> int:
     return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _make_fan_out(parent: Path) -> None:
+    """Create the 256 fan-out directories ``00`` … ``ff`` that are missing, then sync
+    ``parent`` once. Made before any object, they are durable before any object in them
+    is reported: a writer that finds a directory never depends on another's sync of it."""
+    made = False
+    for i in range(256):
+        try:
+            (parent / f"{i:02x}").mkdir()
+        except FileExistsError:
+            continue
+        made = True
+    if made:
+        fsync_dir(parent)
 
 
 @contextmanager
@@ -61,6 +84,8 @@ class FsObjectStore:
         with _os_errors("create its directories"):
             for name in (KEY_PREFIX, _LOCKS, _TMP):
                 ensure_dir(self.root / name)
+            _make_fan_out(self.root / KEY_PREFIX)
+            self._unnamed = unnamed_files_work(self.root / _TMP)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FsObjectStore:
@@ -72,7 +97,7 @@ class FsObjectStore:
     def open_writer(self) -> SpooledWriter:
         """Start a streaming write of a new object into ``tmp/``."""
         with _os_errors("start a write"):
-            spool = SpoolFile.create_unnamed(self.root / _TMP)
+            spool = self._new_spool()
         return SpooledWriter(spool=spool, install=self._install)
 
     def stat(self, sha256: str) -> StoredObject | None:
@@ -147,7 +172,7 @@ class FsObjectStore:
             for name in (KEY_PREFIX, _LOCKS):
                 if not (self.root / name).is_dir():
                     raise FileNotFoundError(f"missing directory {self.root / name}")
-            probe = SpoolFile.create_unnamed(self.root / _TMP)
+            probe = self._new_spool()
             try:
                 probe.write(b"ok")
                 probe.sync()
@@ -197,7 +222,7 @@ class FsObjectStore:
         return sha256
 
     def _install(self, spool: SpoolFile, stored: StoredObject) -> None:
-        """fsync, make read-only, link under the key and fsync the directory.
+        """fsync, make read-only, link (or rename) under the key and fsync the directory.
 
         If the object exists already its content is identical (same SHA-256), so it is
         left as it is and the temporary file is simply dropped by the writer. A named
@@ -210,14 +235,19 @@ class FsObjectStore:
             spool.sync()  # data and inode, including the mode (POSIX fsync)
             try:
                 dir_fd = _open_dir(final.parent)
-            except FileNotFoundError:  # the first object of its fan-out directory
+            except FileNotFoundError:  # made at start; removed since by hand
                 ensure_dir(final.parent)
                 dir_fd = _open_dir(final.parent)
             try:
-                spool.link_into(dir_fd, final.name)
+                spool.place(dir_fd, final.name)
                 fsync_dir_fd(dir_fd)  # the new name is durable before the object is reported
             finally:
                 os.close(dir_fd)
+
+    def _new_spool(self) -> SpoolFile:
+        if self._unnamed:
+            return SpoolFile.create_unnamed(self.root / _TMP)
+        return SpoolFile.create(self.root / _TMP)
 
     @contextmanager
     def _mutex(self) -> Iterator[None]:
