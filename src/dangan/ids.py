@@ -1,7 +1,7 @@
 """Identifiers: UUIDv7 (RFC 9562 §5.7), random and time-ordered, never sequential.
 
-Also names that only need to be unique (request ids, temporary files): see
-:class:`UniqueNames`.
+Also random names (request ids, :class:`RandomNames`) and names that only need to be
+unique (temporary files, :class:`UniqueNames`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ class UniqueNames:
     """Names as unique as a random UUID's 32 hex digits, without a call to the OS CSPRNG
     for each: 16 random digits drawn once per process, then a 16-digit counter.
 
-    Neither secret nor ordered: for request ids and temporary file names, not for
-    anything a client could guess its way to.
+    Neither secret nor unordered: for temporary file names, never for anything a client
+    sees (a counter would tell how busy the process is).
     """
 
     def __init__(self) -> None:
@@ -58,3 +58,26 @@ class UniqueNames:
         if self._pid != os.getpid():  # first use, or a forked child: a prefix of its own
             self._pid, self._prefix = os.getpid(), secrets.token_hex(8)
         return f"{self._prefix}{next(self._counter):016x}"
+
+
+class RandomNames:
+    """Names of 32 random hex digits, like a random UUID's, drawn from the OS CSPRNG 256
+    at a time rather than one call per name.
+
+    Unrelated to each other, so a client learns nothing from the ones it sees (request
+    ids). Not thread-safe: one per event loop.
+    """
+
+    _BATCH = 256
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._pool = b""
+        self._used = 0
+
+    def next(self) -> str:
+        """A new name."""
+        if self._used >= len(self._pool) or self._pid != os.getpid():
+            self._pid, self._pool, self._used = os.getpid(), os.urandom(16 * self._BATCH), 0
+        start, self._used = self._used, self._used + 16
+        return self._pool[start : self._used].hex()

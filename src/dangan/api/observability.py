@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dangan.ids import UniqueNames
+from dangan.ids import RandomNames
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "dangan_request_id", default=None
@@ -100,9 +100,9 @@ class RequestContextMiddleware:
         self.app = app
         self.metrics = metrics
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        # Request ids without a getrandom call per request (which also hands the GIL to
-        # another thread, mid-request).
-        self._ids = UniqueNames()
+        # Random request ids (they are shown to clients), without a getrandom call per
+        # request (which also hands the GIL to another thread, mid-request).
+        self._ids = RandomNames()
 
     def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
         """The request counter and latency histogram of one method, route and status
