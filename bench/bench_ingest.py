@@ -4,7 +4,7 @@ Baseline, in the same run: plain Python writes, fsyncs and SHA-256-hashes the sa
 into files. Target: the API reaches at least 0.5x the baseline's documents per second.
 
 The disk's speed drifts (on a shared virtual disk, the baseline alone has been seen to vary
-from 850 to 2,150 docs/s between consecutive runs), so the two are interleaved: the
+from 850 to 2,800 docs/s between consecutive runs), so the two are interleaved: the
 documents are taken in rounds, each measured by the baseline and then through the API,
 and each side's rate is its documents over the sum of its rounds' times.
 """

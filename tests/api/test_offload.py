@@ -64,3 +64,39 @@ def test_after_shutdown_nothing_starts_and_the_caller_hears_503() -> None:
     with pytest.raises(BackendUnavailable):
         asyncio.run(run_chained(pool, resolved, released.append, 3))
     assert released == [3]
+
+
+def test_a_cancelled_inner_future_is_a_503_not_a_cancellation_of_the_caller() -> None:
+    def cancelled_inner(_: int) -> Future:
+        future: Future = Future()
+        future.cancel()
+        return future
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            with pytest.raises(BackendUnavailable):
+                await run_chained(pool, cancelled_inner, lambda _x: None, 1)
+
+    asyncio.run(main())
+
+
+def test_a_wait_cancelled_after_the_work_started_lets_it_finish() -> None:
+    began, release, finished, released = threading.Event(), threading.Event(), [], []
+
+    def start(x: int) -> Future:
+        began.set()
+        release.wait(10)
+        finished.append(x)
+        return resolved(x)
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            waiting = asyncio.ensure_future(run_chained(pool, start, released.append, 5))
+            await asyncio.to_thread(began.wait, 10)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            release.set()
+
+    asyncio.run(main())
+    assert (finished, released) == ([5], [])

@@ -1,6 +1,6 @@
 """Blocking work handed to a thread pool, whose result is itself a future.
 
-An upload is stored (written, fsynced, renamed: blocking) and then queued for the
+An upload is stored (written, fsynced, linked into place: blocking) and then queued for the
 database writer, which answers through a ``concurrent.futures.Future``. Chaining the two
 in the worker thread lets the event loop wait once, for the final answer, instead of
 waking up in between (and pays no anyio thread-call machinery on the loop).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
 from dangan.errors import BackendUnavailable
@@ -56,7 +56,9 @@ async def run_chained(
 
 def _transfer(source: Future[Any], target: Future[Any]) -> None:
     if source.cancelled():
-        target.set_exception(CancelledError())
+        # Not CancelledError: the waiting task was not cancelled, and asyncio would take
+        # that for its own cancellation instead of an error to answer.
+        target.set_exception(BackendUnavailable("the write was cancelled before it was done"))
         return
     exc = source.exception()
     if exc is not None:

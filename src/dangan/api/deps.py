@@ -44,17 +44,22 @@ class AppContext:
         )
         #: Requests per client address on the public verification routes.
         self.public_limiter = RateLimiter(per_minute=settings.public_rate_limit)
-        #: Threads for blocking store work on the upload path (write, fsync, rename);
+        #: Threads for blocking store work on the upload path (write, fsync, link);
         #: many, since they mostly wait for the disk. The app's lifespan shuts them down.
         self.blocking = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dangan-io")
 
     def close(self) -> None:
         """Stop what the context started: the validation workers, the sealing and licence
-        services and the I/O threads (after their work is done)."""
-        self.validator.close()
-        self.sealing.close()
-        self.licences.close()
-        self.blocking.shutdown(wait=True)
+        services and the I/O threads (after their work is done), each whatever the others
+        did."""
+        try:
+            self.validator.close()
+            self.sealing.close()
+            self.licences.close()
+        finally:
+            # Uploads in those threads finish storing and recording before the database
+            # and store close (the lifespan closes them next).
+            self.blocking.shutdown(wait=True)
 
 
 #: How long a successful key lookup is reused; a revoked key stops working within this.

@@ -5,8 +5,10 @@ flush (PostgreSQL); doing that once per upload makes the disk flush, not the wor
 limit. One writer thread per process takes whatever jobs are waiting (up to a batch),
 runs them in one transaction, commits once, and only then resolves the jobs' futures —
 so no caller hears "done" before its rows are durable (DESIGN.md invariant 4). A single
-writer also keeps SQLite's writers from queueing on its busy handler. The batch is made
-up once the write lock is held: jobs that arrive while another process commits join it.
+writer also keeps SQLite's writers from queueing on its busy handler. On SQLite the batch
+is made up once the write lock (``flock``) is held: jobs that arrive while another process
+commits join it. PostgreSQL has no such lock at the start of a transaction (rows are locked
+as they are written), so there the batch is made up as the transaction begins.
 
 Jobs of one kind can be handled together: a :class:`BatchHandler` gets all the waiting
 items of its kind at once and writes them with one statement per table.
@@ -148,8 +150,9 @@ class GroupCommitter:
     def _take_waiting(self, batch: list[Any]) -> None:
         """Add the jobs queued meanwhile to ``batch`` (up to the batch limit).
 
-        Called once the write lock is held: jobs that arrive while the writer waits for
-        the lock (another process is committing) join this batch instead of the next.
+        Called as the transaction begins, which on SQLite is once the write lock is held:
+        jobs that arrive while the writer waits for the lock (another process is
+        committing) join this batch instead of the next.
         """
         while len(batch) < self._max_batch:
             try:
