@@ -39,8 +39,6 @@ def _unnamed_flags() -> int:
 
 
 _UNNAMED_FLAGS = _unnamed_flags()
-#: What ``open`` says when a filesystem has no unnamed files.
-_NO_UNNAMED = (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL)
 
 
 class SpoolFile:
@@ -58,17 +56,11 @@ class SpoolFile:
     @classmethod
     def create_unnamed(cls, directory: Path) -> SpoolFile:
         """A new, empty file on ``directory``'s filesystem that has no name until
-        :meth:`link_into` gives it one (``O_TMPFILE``); a named, locked one from
-        :meth:`create` where the platform or filesystem has no unnamed files."""
-        if _UNNAMED_FLAGS:
-            try:
-                fd = os.open(directory, _UNNAMED_FLAGS, 0o600)
-            except OSError as exc:
-                if exc.errno not in _NO_UNNAMED:
-                    raise
-            else:
-                return cls(path=None, fd=fd)
-        return cls.create(directory)
+        :meth:`place` gives it one (``O_TMPFILE``). :class:`OSError` where the system or
+        the filesystem has no such files: :func:`unnamed_files_work` tells beforehand."""
+        if not _UNNAMED_FLAGS:
+            raise OSError(errno.EOPNOTSUPP, "no unnamed files that can be linked here", str(directory))
+        return cls(path=None, fd=os.open(directory, _UNNAMED_FLAGS, 0o600))
 
     @classmethod
     def create(cls, directory: Path) -> SpoolFile:
@@ -168,17 +160,13 @@ class SpoolFile:
 def unnamed_files_work(directory: Path) -> bool:
     """Whether an unnamed file can be created in ``directory`` and linked into it (the
     filesystem takes ``O_TMPFILE``, ``/proc`` is there and hard links are allowed)."""
-    if not _UNNAMED_FLAGS:
-        return False
     try:
         probe = SpoolFile.create_unnamed(directory)
     except OSError:
         return False
     name = f"{_names.next()}.probe"
     try:
-        if probe.path is not None:  # the filesystem refused O_TMPFILE
-            return False
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dir_fd = open_dir(directory)
         try:
             probe.place(dir_fd, name)
             os.unlink(name, dir_fd=dir_fd)
@@ -282,11 +270,16 @@ def fsync_dir(directory: Path) -> None:
     POSIX leaves it open whether ``rename`` and ``unlink`` are durable before the
     directory itself is synced; on Linux they are not.
     """
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = open_dir(directory)
     try:
         fsync_dir_fd(fd)
     finally:
         os.close(fd)
+
+
+def open_dir(directory: Path) -> int:
+    """A descriptor of ``directory`` itself (for ``fsync``, or ``*at`` calls in it)."""
+    return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def fsync_dir_fd(fd: int) -> None:

@@ -35,6 +35,7 @@ from ._spool import (
     ensure_dir,
     fsync_dir,
     fsync_dir_fd,
+    open_dir,
     remove_stale,
     unnamed_files_work,
 )
@@ -45,10 +46,6 @@ if TYPE_CHECKING:
 
 _LOCKS = "locks"
 _TMP = "tmp"
-
-
-def _open_dir(path: Path) -> int:
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def _make_fan_out(parent: Path) -> None:
@@ -234,10 +231,10 @@ class FsObjectStore:
             os.fchmod(spool.fd, 0o444)
             spool.sync()  # data and inode, including the mode (POSIX fsync)
             try:
-                dir_fd = _open_dir(final.parent)
+                dir_fd = open_dir(final.parent)
             except FileNotFoundError:  # made at start; removed since by hand
                 ensure_dir(final.parent)
-                dir_fd = _open_dir(final.parent)
+                dir_fd = open_dir(final.parent)
             try:
                 spool.place(dir_fd, final.name)
                 fsync_dir_fd(dir_fd)  # the new name is durable before the object is reported
