@@ -174,11 +174,7 @@ def root_at(conn: Connection, size: int, *, head_size: int) -> bytes:
 
 def inclusion_proof_at(conn: Connection, index: int, size: int, *, head_size: int) -> list[bytes]:
     """RFC 9162 §2.1.3.1 inclusion proof of leaf ``index`` in the tree of ``size``."""
-    _check_size(size, head_size)
-    if not 0 <= index < size:
-        raise NotFound(f"entry {index} is not in a tree of size {size}")
-    nodes = _fetch(conn, _needed(_tree.inclusion_nodes(index, size), size))
-    return _tree.inclusion_proof_from(lambda lvl, idx: nodes[(lvl, idx)], index, size)
+    return inclusion_proofs_at(conn, [index], size, head_size=head_size)[0]
 
 
 def inclusion_proofs_at(
@@ -200,7 +196,7 @@ def inclusion_proofs_at(
     def get(level: int, index: int) -> bytes:
         return nodes[(level, index)]
 
-    return [[_tree.node_hash_from(get, node, size) for node in path] for path in paths]
+    return [_tree.inclusion_proof_from(get, index, size) for index in indices]
 
 
 def run_proofs(
