@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from dangan.api.deps import AppContext, context, created, idempotency_key_header, require_scope
 from dangan.api.schemas import PRINTABLE
 from dangan.clients import Client
+from dangan.clock import utc_text
 from dangan.licences import lifecycle
 from dangan.licences.records import REASON_CODES, StatusChange
 from dangan.licences.service import IssueRequest
@@ -163,7 +164,7 @@ def _change(change: StatusChange) -> dict[str, Any]:
         "reason_code": change.reason_code,
         "reason": change.reason,
         "changed_by": change.changed_by,
-        "changed_at": change.changed_at.isoformat().replace("+00:00", "Z"),
+        "changed_at": utc_text(change.changed_at),
         "ledger_seq": change.ledger_seq,
     }
 

@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from dangan.clock import utc_text
 from dangan.errors import InvalidRequest
 
 __all__ = ["FORMAT", "KeyStatus", "MalformedTrustList", "TrustList", "TrustedKey", "kid_for"]
@@ -212,4 +213,4 @@ def _rfc3339(moment: datetime) -> str:
     """``moment`` as RFC 3339 §5.6 UTC with a Z; whole seconds unless it has a fraction."""
     if moment.tzinfo is None:
         raise ValueError("times in a trust list must be timezone-aware")
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    return utc_text(moment)

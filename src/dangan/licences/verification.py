@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from dangan.clock import utc_text
 from dangan.licences import records
 from dangan.licences.token import (
     QrClaims,
@@ -65,7 +66,7 @@ class Verification:
         """The JSON of ``GET /v1/public/licences/verify``."""
         body: dict[str, Any] = {
             "status": self.status,
-            "checked_at": self.checked_at.isoformat().replace("+00:00", "Z"),
+            "checked_at": utc_text(self.checked_at),
         }
         lic = self.licence
         if lic is not None:

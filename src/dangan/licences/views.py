@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dangan.clock import utc_text
 from dangan.licences.records import Licence
 
 if TYPE_CHECKING:
@@ -34,5 +35,5 @@ def describe(service: LicenceService, licence: Licence) -> dict[str, Any]:
         "status": licence.status_on(service.today()),
         "document": {"id": licence.document_id, "version": 1, "sha256": licence.pdf_sha256},
         "verification_url": verification_url(service, licence),
-        "issued_at": licence.issued_at.isoformat().replace("+00:00", "Z"),
+        "issued_at": utc_text(licence.issued_at),
     }
