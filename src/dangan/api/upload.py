@@ -10,13 +10,13 @@ of its own.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from dangan.api._multipart import MultipartReader
 from dangan.documents import SNIFF_BYTES
 from dangan.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from dangan.storage import ObjectStore, ObjectWriter, StoredObject
@@ -133,14 +133,6 @@ class ReceivedUpload:
     """The raw ``metadata`` field."""
 
 
-@dataclass
-class _Part:
-    name: str | None = None
-    has_filename: bool = False
-    header_field: bytearray = field(default_factory=bytearray)
-    header_value: bytearray = field(default_factory=bytearray)
-
-
 class _UploadParser:
     """Feeds a multipart body into ``writer``, enforcing the limits; only ``fields`` may
     appear, each at most once."""
@@ -159,61 +151,29 @@ class _UploadParser:
         self.head = bytearray()
         self.metadata = bytearray()
         self.seen: set[str] = set()
-        self.part = _Part()
-        self.ended = False
-        self.parser = MultipartParser(
-            boundary,
-            callbacks={
-                "on_part_begin": self._part_begin,
-                "on_header_field": self._header_field,
-                "on_header_value": self._header_value,
-                "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_finished,
-                "on_part_data": self._part_data,
-                "on_end": self._end,
-            },
-            max_header_count=16,
-        )
+        self.name: str | None = None
+        self.reader = MultipartReader(boundary, begin=self._begin, data=self._data)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the closing delimiter was read."""
+        return self.reader.ended
 
     def feed(self, chunk: bytes) -> None:
-        try:
-            self.parser.write(chunk)
-        except FormParserError as exc:
-            raise InvalidRequest(f"malformed multipart body: {exc}") from exc
+        self.reader.feed(chunk)
 
-    def _end(self) -> None:
-        self.ended = True
-
-    def _part_begin(self) -> None:
-        self.part = _Part()
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self.part.header_field += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self.part.header_value += data[start:end]
-
-    def _header_end(self) -> None:
-        if bytes(self.part.header_field).lower() == b"content-disposition":
-            _, options = parse_options_header(bytes(self.part.header_value))
-            name = options.get(b"name")
-            self.part.name = name.decode("utf-8", "replace") if name is not None else None
-            self.part.has_filename = b"filename" in options
-        self.part.header_field = bytearray()
-        self.part.header_value = bytearray()
-
-    def _headers_finished(self) -> None:
-        name = self.part.name
+    def _begin(self, name: str | None, _has_filename: bool) -> None:
         if name not in self.fields:
             expected = " and ".join(repr(f) for f in self.fields)
             raise InvalidRequest(f"unexpected form field {name!r}: send only {expected}")
         if name in self.seen:
             raise InvalidRequest(f"the form field {name!r} appears more than once")
         self.seen.add(name)
+        self.name = name
 
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        chunk = memoryview(data)[start:end]  # no copy: a sink copies it or keeps it (bytes)
-        if self.part.name == "file":
+    def _data(self, chunk: memoryview) -> None:
+        # ``chunk`` views bytes that never change: a sink may keep it without a copy.
+        if self.name == "file":
             if self.writer.size + len(chunk) > self.max_bytes:
                 raise PayloadTooLarge(
                     f"the file exceeds the limit of {self.max_bytes} bytes", limit=self.max_bytes
@@ -254,10 +214,7 @@ async def receive_upload(
     _check_declared_length(request, max_bytes)
     writer = SpoolingWriter(store, digest=digest)
     try:
-        try:
-            parser = _UploadParser(boundary, writer, max_bytes)
-        except FormParserError as exc:  # e.g. a boundary longer than RFC 2046 allows
-            raise InvalidRequest(f"malformed multipart header: {exc}") from exc
+        parser = _UploadParser(boundary, writer, max_bytes)
         await _read_multipart(request, parser)
         if "metadata" not in parser.seen:
             raise InvalidRequest("the form field 'metadata' is missing")
@@ -289,10 +246,7 @@ async def receive_in_memory(request: Request, *, max_bytes: int, raw_media_type:
     sink = _MemorySink()
     try:
         if is_multipart:
-            try:
-                parser = _UploadParser(boundary, sink, max_bytes, fields=("file",))
-            except FormParserError as exc:
-                raise InvalidRequest(f"malformed multipart header: {exc}") from exc
+            parser = _UploadParser(boundary, sink, max_bytes, fields=("file",))
             await _read_multipart(request, parser)
         else:
             async for chunk in request.stream():
