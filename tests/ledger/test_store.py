@@ -11,6 +11,7 @@ from dangan.db import create_db_engine, upgrade, write_transaction
 from dangan.db.tables import checkpoints, ledger_entries, ledger_head, ledger_tree
 from dangan.errors import IntegrityError
 from dangan.ledger import _tree, merkle, tree
+from dangan.ledger import checkpoints as checkpoints_module
 from dangan.ledger.checkpoint import open_checkpoint
 from dangan.ledger.checkpoints import ensure_checkpoint, latest_checkpoint
 from dangan.ledger.log import NewEvent, append_event, append_events, iter_entries, read_head
@@ -95,6 +96,37 @@ def test_checkpoints_verify_and_are_never_forked(engine: Engine, signer: NoteSig
         ensure_checkpoint(conn, signer=signer, origin=ORIGIN, now=NOW)
     with engine.connect() as conn:
         assert latest_checkpoint(conn).size == 5
+
+
+
+def test_checkpoints_over_own_appends_read_no_proof_but_others_appends_do(
+    engine: Engine, database_url: str, signer: NoteSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proofs_read = []
+
+    def counted(*args, **kwargs):
+        proofs_read.append(args[1:3])
+        return consistency_proof_at(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoints_module, "consistency_proof_at", counted)
+    fill(engine, 3)
+    for batch in (1, 4):  # two appends in one transaction: the head grew from the last checkpoint
+        with write_transaction(engine) as conn:
+            ensure_checkpoint(conn, signer=signer, origin=ORIGIN, now=NOW)
+            append_events(conn, [NewEvent("test.event", "t", {"i": i}) for i in range(batch)], now=NOW)
+            append_event(conn, kind="test.event", actor="t", subject={"i": -1}, now=NOW)
+            cp = ensure_checkpoint(conn, signer=signer, origin=ORIGIN, now=NOW)
+    assert (cp.size, proofs_read) == (10, [])
+    elsewhere = create_db_engine(database_url)  # another process's appends, as far as this engine knows
+    try:
+        fill(elsewhere, 2)
+    finally:
+        elsewhere.dispose()
+    with write_transaction(engine) as conn:
+        cp = ensure_checkpoint(conn, signer=signer, origin=ORIGIN, now=NOW)
+    assert (cp.size, proofs_read) == (12, [(10, 12)])
+    with engine.connect() as conn:
+        verify_ledger(conn, verifier=NoteVerifier.parse(signer.verifier_key()))
 
 
 @pytest.mark.parametrize(

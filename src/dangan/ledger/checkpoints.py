@@ -20,7 +20,7 @@ from dangan.db.engine import stored_time
 from dangan.db.tables import checkpoint_timestamps, checkpoints
 from dangan.errors import IntegrityError
 from dangan.ledger.checkpoint import Checkpoint, sign_checkpoint
-from dangan.ledger.log import read_head
+from dangan.ledger.log import grown_from, read_head
 from dangan.ledger.merkle import verify_consistency
 from dangan.ledger.note import NoteSigner
 from dangan.ledger.tree import consistency_proof_at
@@ -97,7 +97,10 @@ def ensure_checkpoint(
                 f"the log has {head.size} entries but a checkpoint for {latest_size} was signed"
             )
     root = head.root
-    if latest:
+    # RFC 9162 §2.1.4: the new tree must extend the one signed last. When this
+    # transaction's appends grew the head from that very tree, it does by construction;
+    # otherwise the stored tree must prove it.
+    if latest and grown_from(conn, head, latest_size) != bytes(latest_root):
         proof = consistency_proof_at(conn, latest_size, head.size, head_size=head.size)
         if not verify_consistency(latest_size, head.size, bytes(latest_root), root, proof):
             raise IntegrityError(

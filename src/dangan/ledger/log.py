@@ -219,7 +219,41 @@ def append_run(conn: Connection, events: Sequence[NewEvent], *, now: datetime) -
         )
     tree.store_positioned(conn, nodes)
     _UPDATE_HEAD.execute(conn, {"new_size": size, "new_hash": prev, "new_frontier": frontier})
+    _note_growth(conn, head, size, frontier)
     return run
+
+
+#: Where a connection keeps the trees its appends went through, as (size, packed frontier),
+#: the one it grew last at the end (see :func:`grown_from`).
+_GROWTH = "dangan.ledger.growth"
+_GROWTH_KEPT = 8
+
+
+def _note_growth(conn: Connection, head: LogHead, size: int, frontier: bytes) -> None:
+    """Remember that this connection computed ``frontier`` (of ``size`` entries) by adding
+    leaves to ``head``'s, and so grew every tree it had grown into ``head`` as well."""
+    start = (head.size, head.frontier)
+    trees = conn.info.get(_GROWTH)
+    if not trees or trees[-1] != start:
+        trees = [start]
+    conn.info[_GROWTH] = [*trees[-_GROWTH_KEPT:], (size, frontier)]
+
+
+def grown_from(conn: Connection, head: LogHead, size: int) -> bytes | None:
+    """The RFC 9162 root of the tree of ``size`` entries that this connection's own
+    appends grew into ``head``, if they did (else ``None``).
+
+    ``head``'s frontier was then computed from that tree's by adding leaves, so the head
+    extends that tree (RFC 9162 §2.1.4 consistency holds by construction): whoever checks
+    the head against a tree of that size and root needs no proof from the store.
+    """
+    trees = conn.info.get(_GROWTH)
+    if not trees or trees[-1] != (head.size, head.frontier):
+        return None
+    for grown, frontier in trees:
+        if grown == size:
+            return tree.frontier_root(tree.unpack_frontier(frontier, size))
+    return None
 
 
 def _entry_row(entry: LedgerEntry) -> dict[str, Any]:
