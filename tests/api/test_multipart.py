@@ -6,8 +6,11 @@ import hashlib
 
 import pytest
 
-from dangan.api._multipart import MAX_HEADER_BYTES, MultipartReader
-from dangan.errors import InvalidRequest
+from python_multipart.multipart import parse_options_header
+
+from dangan.api._multipart import MAX_HEADER_BYTES, MAX_PADDING, MultipartReader, disposition_options
+from dangan.api.upload import ENVELOPE_ALLOWANCE, _MemorySink, _UploadParser
+from dangan.errors import InvalidRequest, PayloadTooLarge
 
 BOUNDARY = b"b0und4ry"
 
@@ -101,3 +104,68 @@ def test_malformed_bodies_are_invalid_requests(raw: bytes) -> None:
 def test_boundaries_outside_rfc_2046_are_refused(boundary: bytes) -> None:
     with pytest.raises(InvalidRequest, match="boundary must be 1 to 70"):
         MultipartReader(boundary, begin=lambda *_: None, data=lambda _: None)
+
+
+def outcome(raw: bytes, cuts: list[int]) -> object:
+    """What reading ``raw`` cut at ``cuts`` gives: the parts, or the error's message."""
+    try:
+        return read(raw, cuts)
+    except InvalidRequest as exc:
+        return str(exc)
+
+
+ODD_BODIES = {
+    # A dash-boundary counts only at the very start of the body or after CRLF.
+    "dash-boundary inside the preamble": (
+        b"x--b0und4ry\r\n" + field("file", "f") + b"\r\n\r\nEVIL\r\n"
+        + body((field("metadata"), b"{}"))
+    ),
+    "padding at the limit": RAW.replace(b"ry\r\nContent", b"ry" + b" " * MAX_PADDING + b"\r\nContent", 1),
+    "padding over the limit": RAW.replace(b"ry\r\nContent", b"ry" + b"\t" * (MAX_PADDING + 1) + b"\r\nContent", 1),
+    "padding then no line break": RAW.replace(b"ry\r\nContent", b"ry  \rContent", 1),
+    "a lone CR in the content": body((field("file", "f"), b"a\rb\r\r\n-\r\n--")),
+}
+
+
+@pytest.mark.parametrize("raw", ODD_BODIES.values(), ids=ODD_BODIES.keys())
+def test_the_outcome_does_not_depend_on_where_the_body_is_cut(raw: bytes) -> None:
+    whole = outcome(raw, [])
+    for cut in range(1, len(raw)):
+        assert outcome(raw, [cut]) == whole, cut
+    assert outcome(raw, list(range(1, len(raw)))) == whole
+
+
+def test_the_outcomes_of_the_odd_bodies() -> None:
+    results = {name: outcome(raw, []) for name, raw in ODD_BODIES.items()}
+    assert results["dash-boundary inside the preamble"] == ([("metadata", False, b"{}")], True)
+    assert results["padding at the limit"] == (EXPECTED, True)
+    assert "padding after a boundary is too long" in results["padding over the limit"]
+    assert "not followed by a line break" in results["padding then no line break"]
+    assert results["a lone CR in the content"] == ([("file", True, b"a\rb\r\r\n-\r\n--")], True)
+
+
+def test_an_upload_body_is_capped_whatever_the_parts_hold() -> None:
+    # A preamble (or epilogue) is skipped, not kept, but not read without end either.
+    parser = _UploadParser(BOUNDARY, _MemorySink(), 1000)
+    parser.feed(b"p" * (1000 + ENVELOPE_ALLOWANCE))
+    with pytest.raises(PayloadTooLarge):
+        parser.feed(b"p")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'form-data; name="metadata"',
+        b'form-data; name="file"; filename="1.pdf"',
+        b'FORM-DATA; NAME="x"; Filename=""',
+        b"form-data;name=x;filename=y",
+        b'form-data; name = "x" ; filename = "a;b; name=evil.pdf"',
+        b'form-data; name="\xe4\xb8\xad"; name="last"',
+        b'form-data; name="a\\"b"',  # an escape: the general parser
+        b"form-data; name=file; filename*=UTF-8''%E4%B8%AD.pdf",  # RFC 2231: likewise
+        b"form-data",
+        b"",
+    ],
+)
+def test_content_disposition_reads_as_python_multipart_reads_it(value: bytes) -> None:
+    assert disposition_options(value) == parse_options_header(value)[1]

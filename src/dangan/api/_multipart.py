@@ -6,10 +6,18 @@ that carried it, never byte by byte (a general-purpose parser's per-byte state m
 cost a 100 KB upload about as much as all of dangan's own checks). Only what an upload
 form needs is accepted: the parts' headers are read (Content-Disposition for the field
 name), the preamble and epilogue are skipped, and anything else malformed is refused.
+
+The body is hostile until proved otherwise, and may come a byte at a time: nothing is
+read twice except a part's header block while it is incomplete (at most
+:data:`MAX_HEADER_BYTES`), and a kept remainder is never longer than the delimiter
+otherwise. As RFC 2046 §5.1.1 asks, the boundary matches wherever it follows a CRLF,
+whatever comes after it on the line; a delimiter line with anything but padding after the
+boundary is refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from python_multipart.multipart import parse_options_header
@@ -19,10 +27,12 @@ from dangan.errors import InvalidRequest
 #: RFC 2046 §5.1.1: a boundary is 1 to 70 characters.
 MAX_BOUNDARY = 70
 #: Upper bound of one part's header block, and of the number of its header lines.
-MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 8 * 1024
 MAX_HEADER_LINES = 16
+#: Upper bound of the transport padding (spaces and tabs) after a boundary.
+MAX_PADDING = 1024
 
-_PREAMBLE, _AFTER_BOUNDARY, _HEADERS, _DATA, _END = range(5)
+_PREAMBLE, _AFTER_BOUNDARY, _PADDING, _HEADERS, _DATA, _END = range(6)
 _CRLF = b"\r\n"
 
 
@@ -55,6 +65,8 @@ class MultipartReader:
         self._begin, self._data = begin, data
         self._state = _PREAMBLE
         self._pending = b""  # bytes not yet consumed: too few to decide what they are
+        self._started = False  # whether any of the body was consumed
+        self._padding = 0  # transport padding after the current boundary so far
         self.ended = False
         """Whether the closing delimiter has been read."""
 
@@ -62,9 +74,14 @@ class MultipartReader:
         """Take the next piece of the body."""
         if self._state == _END:
             return
-        buf = self._pending + chunk if self._pending else chunk
-        self._pending = b""
-        pos, size = 0, len(buf)
+        if not isinstance(chunk, bytes):
+            chunk = bytes(chunk)  # the views handed on must never change
+        pending, self._pending = self._pending, b""
+        if pending and self._state == _DATA and len(chunk) >= len(self._delimiter) - 1:
+            buf, pos = chunk, self._data_across(pending, chunk)  # no copy of the chunk
+        else:
+            buf, pos = (pending + chunk if pending else chunk), 0
+        size = len(buf)
         while pos < size or self._state == _DATA:
             if self._state == _DATA:
                 pos = self._read_data(buf, pos)
@@ -74,6 +91,8 @@ class MultipartReader:
                 pos = self._skip_preamble(buf, pos)
             elif self._state == _AFTER_BOUNDARY:
                 pos = self._after_boundary(buf, pos)
+            elif self._state == _PADDING:
+                pos = self._skip_padding(buf, pos)
             elif self._state == _HEADERS:
                 pos = self._read_headers(buf, pos)
             else:  # _END: the epilogue is ignored
@@ -87,11 +106,13 @@ class MultipartReader:
 
     def _skip_preamble(self, buf: bytes, pos: int) -> int:
         # The body starts with the first dash-boundary, or a preamble ends in CRLF before it.
-        if buf.startswith(self._dash, pos):
-            self._state = _AFTER_BOUNDARY
-            return pos + len(self._dash)
-        if len(buf) - pos < len(self._dash) and self._dash.startswith(buf[pos:]):
-            return self._keep(buf, pos)
+        if not self._started:
+            if buf.startswith(self._dash, pos):
+                self._state = _AFTER_BOUNDARY
+                return pos + len(self._dash)
+            if len(buf) - pos < len(self._dash) and self._dash.startswith(buf[pos:]):
+                return self._keep(buf, pos)
+            self._started = True  # a preamble: only a delimiter (CRLF first) ends it
         found = buf.find(self._delimiter, pos)
         if found < 0:
             # Discard the preamble, keeping what may be the start of the delimiter.
@@ -106,17 +127,24 @@ class MultipartReader:
         if buf.startswith(b"--", pos):
             self._state, self.ended = _END, True
             return len(buf)
-        end = pos
-        while end < len(buf) and buf[end] in b" \t":
-            end += 1
-        if len(buf) - end < 2:
-            if end - pos > MAX_HEADER_BYTES:
-                raise InvalidRequest("malformed multipart body: padding after a boundary is too long")
-            return self._keep(buf, pos)
-        if not buf.startswith(_CRLF, end):
-            raise InvalidRequest("malformed multipart body: a boundary is not followed by a line break")
-        self._state = _HEADERS
-        return end + 2
+        self._state, self._padding = _PADDING, 0
+        return pos
+
+    def _skip_padding(self, buf: bytes, pos: int) -> int:
+        # Padding is consumed as it comes (never kept and scanned again), up to a limit.
+        window = buf[pos : pos + MAX_PADDING + 1]
+        end = pos + len(window) - len(window.lstrip(b" \t"))
+        self._padding += end - pos
+        if self._padding > MAX_PADDING:
+            raise InvalidRequest("malformed multipart body: padding after a boundary is too long")
+        if end == len(buf):
+            return end
+        if buf.startswith(_CRLF, end):
+            self._state = _HEADERS
+            return end + 2
+        if end == len(buf) - 1 and buf[end:] == b"\r":
+            return self._keep(buf, end)
+        raise InvalidRequest("malformed multipart body: a boundary is not followed by a line break")
 
     def _read_headers(self, buf: bytes, pos: int) -> int:
         if buf.startswith(_CRLF, pos):  # a part without headers
@@ -135,6 +163,19 @@ class MultipartReader:
         self._begin(name, has_filename)
         return after
 
+    def _data_across(self, pending: bytes, chunk: bytes) -> int:
+        """Settle the bytes kept from the last chunk (fewer than the delimiter) with the
+        start of ``chunk``, which is at least as long; where to go on in ``chunk``."""
+        joint = pending + chunk[: len(self._delimiter) - 1]
+        found = joint.find(self._delimiter)  # if anywhere, it starts within ``pending``
+        if found < 0:
+            self._data(memoryview(pending))
+            return 0
+        if found:
+            self._data(memoryview(joint)[:found])
+        self._state = _AFTER_BOUNDARY
+        return found + len(self._delimiter) - len(pending)
+
     def _read_data(self, buf: bytes, pos: int) -> int:
         found = buf.find(self._delimiter, pos)
         if found < 0:
@@ -150,6 +191,26 @@ class MultipartReader:
         return found + len(self._delimiter)
 
 
+# Content-Disposition as browsers and HTTP libraries send it (RFC 7578 §4.2): a type,
+# then parameters that are tokens or quoted strings without escapes. Anything else
+# (escapes, RFC 2231 "name*=") goes to python_multipart's general parser.
+_PLAIN_DISPOSITION = re.compile(
+    rb'[ \t]*[A-Za-z-]+[ \t]*(?:;[ \t]*[A-Za-z0-9_.-]+[ \t]*=[ \t]*(?:"[^"\\\r\n]*"|[^;\s"\\]+)[ \t]*)*;?[ \t]*'
+)
+_PARAMETER = re.compile(rb';[ \t]*([A-Za-z0-9_.-]+)[ \t]*=[ \t]*(?:"([^"]*)"|([^;\s"]+))')
+
+
+def disposition_options(value: bytes) -> dict[bytes, bytes]:
+    """The parameters of a Content-Disposition value, names in lower case (as
+    ``python_multipart.multipart.parse_options_header`` gives them)."""
+    if _PLAIN_DISPOSITION.fullmatch(value) is None:
+        return parse_options_header(value)[1]
+    return {
+        match[1].lower(): match[2] if match[2] is not None else match[3]
+        for match in _PARAMETER.finditer(value)
+    }
+
+
 def _disposition(block: bytes) -> tuple[str | None, bool]:
     """(field name, whether a filename is given) from a part's header block."""
     lines = block.split(_CRLF) if block else []
@@ -162,7 +223,7 @@ def _disposition(block: bytes) -> tuple[str | None, bool]:
         if not colon or not field or field[:1] in b" \t" or field.strip() != field:
             raise InvalidRequest("malformed multipart body: a part header is not 'Name: value'")
         if field.lower() == b"content-disposition":
-            _, options = parse_options_header(value.strip())
+            options = disposition_options(value.strip())
             raw = options.get(b"name")
             name = raw.decode("utf-8", "replace") if raw is not None else None
             has_filename = b"filename" in options

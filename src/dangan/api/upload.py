@@ -29,6 +29,8 @@ ENVELOPE_ALLOWANCE = METADATA_LIMIT + 64 * 1024
 
 #: Uploads up to this size are held in memory and written to the store in one go.
 MEMORY_SPOOL = 1024 * 1024
+#: Pieces of at least this size are held as they came; smaller ones are copied together.
+KEEP_AS_VIEW = 16 * 1024
 
 
 class SpoolingWriter:
@@ -39,8 +41,9 @@ class SpoolingWriter:
     from the event loop chunk by chunk. Past :data:`MEMORY_SPOOL` bytes it opens a store
     writer and streams, so memory stays bounded for any size.
 
-    Chunks held in memory are kept as they came (views of the request body's immutable
-    bytes are not copied) and joined once, when written.
+    Large chunks held in memory are kept as they came (views of the request body's
+    immutable bytes are not copied) and joined once, when written; small ones are copied
+    together, so that a body sent in tiny pieces does not cost a Python object per piece.
     """
 
     def __init__(
@@ -50,7 +53,7 @@ class SpoolingWriter:
         :meth:`sha256` can answer before the commit."""
         self._store = store
         self._limit = limit
-        self._chunks: list[bytes | memoryview] = []
+        self._chunks: list[bytes | memoryview | bytearray] = []
         self._buffered = 0
         self._writer: ObjectWriter | None = None
         self._size = 0
@@ -73,9 +76,13 @@ class SpoolingWriter:
         if self._writer is not None:
             self._writer.write(chunk)
             return
-        if not isinstance(chunk, bytes) and not (isinstance(chunk, memoryview) and chunk.readonly):
-            chunk = bytes(chunk)  # a mutable buffer may change before it is written
-        self._chunks.append(chunk)
+        immutable = isinstance(chunk, bytes) or (isinstance(chunk, memoryview) and chunk.readonly)
+        if immutable and len(chunk) >= KEEP_AS_VIEW:
+            self._chunks.append(chunk)
+        elif self._chunks and isinstance(self._chunks[-1], bytearray):
+            self._chunks[-1] += chunk
+        else:
+            self._chunks.append(bytearray(chunk))  # a copy: a mutable buffer may change
         self._buffered += len(chunk)
         if self._buffered > self._limit:
             self._writer = self._store.open_writer()
@@ -93,7 +100,7 @@ class SpoolingWriter:
         if self._writer is not None:
             self._writer.abort()
 
-    def _take_buffered(self) -> bytes | memoryview:
+    def _take_buffered(self) -> bytes | memoryview | bytearray:
         chunks, self._chunks, self._buffered = self._chunks, [], 0
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -152,6 +159,7 @@ class _UploadParser:
         self.metadata = bytearray()
         self.seen: set[str] = set()
         self.name: str | None = None
+        self.received = 0
         self.reader = MultipartReader(boundary, begin=self._begin, data=self._data)
 
     @property
@@ -160,6 +168,13 @@ class _UploadParser:
         return self.reader.ended
 
     def feed(self, chunk: bytes) -> None:
+        # The parts are limited one by one; the body as a whole (a preamble, an epilogue,
+        # padding) by the same allowance as a declared Content-Length.
+        self.received += len(chunk)
+        if self.received > self.max_bytes + ENVELOPE_ALLOWANCE:
+            raise PayloadTooLarge(
+                f"the upload exceeds the limit of {self.max_bytes} bytes", limit=self.max_bytes
+            )
         self.reader.feed(chunk)
 
     def _begin(self, name: str | None, _has_filename: bool) -> None:
