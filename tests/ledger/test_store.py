@@ -94,6 +94,11 @@ def test_checkpoints_verify_and_are_never_forked(engine: Engine, signer: NoteSig
         conn.execute(update(ledger_head).values(frontier=tree.pack_frontier(frontier, len(leaves))))
     with write_transaction(engine) as conn, pytest.raises(IntegrityError, match="refusing to sign"):
         ensure_checkpoint(conn, signer=signer, origin=ORIGIN, now=NOW)
+    # Nor when this connection appends to the rewritten head: its own appends grew the
+    # head from the rewritten tree, not from the signed one.
+    with write_transaction(engine) as conn, pytest.raises(IntegrityError, match="refusing to sign"):
+        append_event(conn, kind="test.event", actor="t", subject={"i": 99}, now=NOW)
+        ensure_checkpoint(conn, signer=signer, origin=ORIGIN, now=NOW)
     with engine.connect() as conn:
         assert latest_checkpoint(conn).size == 5
 

@@ -1,9 +1,12 @@
 """Signed checkpoints of the ledger, kept forever, never forked.
 
 A checkpoint is a C2SP tlog-checkpoint signed note over (origin, tree size, root hash).
-Before signing a new one, the service proves the new tree consistent with the last tree
-it signed (RFC 9162 §2.1.4); if the stored tree was altered, it refuses to sign rather
-than hand out two views of history.
+Before signing a new one, the service makes sure that the new tree extends the last tree
+it signed (RFC 9162 §2.1.4), and refuses to sign rather than hand out two views of
+history. When the same transaction's appends grew the head from that very tree, it does
+by construction (the frontier they started from has the signed root); otherwise a
+consistency proof read from the stored tree must show it, so a head or proof nodes
+altered since fail. ``dangan verify-ledger`` recomputes every stored node.
 """
 
 from __future__ import annotations
