@@ -169,3 +169,26 @@ def test_an_upload_body_is_capped_whatever_the_parts_hold() -> None:
 )
 def test_content_disposition_reads_as_python_multipart_reads_it(value: bytes) -> None:
     assert disposition_options(value) == parse_options_header(value)[1]
+
+
+def test_a_file_sent_in_tiny_pieces_is_held_compactly(tmp_path) -> None:
+    import tracemalloc
+
+    from dangan.api.upload import SpoolingWriter
+    from dangan.storage.fs import FsObjectStore
+
+    store = FsObjectStore(root=tmp_path / "objects")
+    content = hashlib.shake_256(b"tiny").digest(300_000)
+    writer = SpoolingWriter(store)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(0, 100_000):  # one byte per piece, as views of a larger body
+            writer.write(memoryview(content)[i : i + 1])
+        writer.write(memoryview(content)[100_000:])  # a large piece is kept as it came
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 300_000  # a view per byte would be tens of megabytes
+    stored = writer.commit()
+    assert b"".join(store.read(stored.sha256)) == content
