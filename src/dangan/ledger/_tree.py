@@ -48,6 +48,9 @@ def perfect_subtrees(start: int, end: int) -> list[tuple[int, int]]:
         raise ValueError(f"[{start}, {end}) is not a range of leaves")
     if length and start % (1 << (length.bit_length() - 1)):
         raise ValueError(f"[{start}, {end}) does not split into stored perfect subtrees")
+    if length and not length & (length - 1):  # a perfect subtree itself (most proof nodes)
+        level = length.bit_length() - 1
+        return [(level, start >> level)]
     pieces = []
     for level in reversed(range(length.bit_length())):
         if length >> level & 1:
@@ -121,13 +124,13 @@ def consistency_nodes(old_size: int, new_size: int) -> list[tuple[int, int]]:
 
 def inclusion_proof_from(get: GetNode, index: int, size: int) -> list[bytes]:
     """PATH(index, D[size]) from stored perfect subtrees, in O(log size) reads."""
-    return [node_hash_from(get, node, size) for node in inclusion_nodes(index, size)]
+    return [_node_hash_from(get, node, size) for node in inclusion_nodes(index, size)]
 
 
 def consistency_proof_from(get: GetNode, old_size: int, new_size: int) -> list[bytes]:
     """PROOF(old_size, D[new_size]) from stored perfect subtrees, in O(log new_size) reads."""
     nodes = consistency_nodes(old_size, new_size)
-    return [node_hash_from(get, node, new_size) for node in nodes]
+    return [_node_hash_from(get, node, new_size) for node in nodes]
 
 
 def append_nodes(size: int, leaf: bytes, get: GetNode) -> list[tuple[int, int, bytes]]:
@@ -195,10 +198,6 @@ def _node_at(start: int, end: int) -> tuple[int, int]:
     return level, start >> level
 
 
-def node_hash_from(get: GetNode, node: tuple[int, int], size: int) -> bytes:
+def _node_hash_from(get: GetNode, node: tuple[int, int], size: int) -> bytes:
     """The hash of ``node`` in a tree of ``size``: one read if perfect, else a fold."""
-    level, index = node
-    start, end = node_range(level, index, size)
-    if end - start == 1 << level:
-        return get(level, index)
-    return subtree_hash(get, start, end)
+    return subtree_hash(get, *node_range(*node, size))

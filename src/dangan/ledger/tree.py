@@ -150,11 +150,7 @@ def _needed(nodes: Sequence[tuple[int, int]], size: int) -> set[tuple[int, int]]
     """The stored nodes whose hashes give those of ``nodes`` in a tree of ``size``."""
     coords: set[tuple[int, int]] = set()
     for level, index in nodes:
-        start, end = _tree.node_range(level, index, size)
-        if end - start == 1 << level:  # perfect: stored as it is
-            coords.add((level, index))
-        else:
-            coords.update(_tree.perfect_subtrees(start, end))
+        coords.update(_tree.perfect_subtrees(*_tree.node_range(level, index, size)))
     return coords
 
 
