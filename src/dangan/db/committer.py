@@ -206,7 +206,7 @@ class GroupCommitter:
     def _sync_loop(self) -> None:
         assert self._sync is not None
         while True:
-            pending = _drain(self._synced, None)
+            pending = _drain(self._synced)
             done = [item for item in pending if item is not _STOP]
             if done:
                 try:
@@ -225,10 +225,10 @@ class _JobFailed(Exception):
     """A job raised during an optimistic (savepoint-free) batch."""
 
 
-def _drain(source: queue.SimpleQueue[Any], limit: int | None) -> list[Any]:
-    """Block for one item, then take whatever else is waiting (up to ``limit``)."""
+def _drain(source: queue.SimpleQueue[Any]) -> list[Any]:
+    """Block for one item, then take whatever else is waiting (up to a stop)."""
     items = [source.get()]
-    while (limit is None or len(items) < limit) and items[-1] is not _STOP:
+    while items[-1] is not _STOP:
         try:
             items.append(source.get_nowait())
         except queue.Empty:
