@@ -171,10 +171,7 @@ class _UploadParser:
         # The parts are limited one by one; the body as a whole (a preamble, an epilogue,
         # padding) by the same allowance as a declared Content-Length.
         self.received += len(chunk)
-        if self.received > self.max_bytes + ENVELOPE_ALLOWANCE:
-            raise PayloadTooLarge(
-                f"the upload exceeds the limit of {self.max_bytes} bytes", limit=self.max_bytes
-            )
+        _check_envelope(self.received, self.max_bytes)
         self.reader.feed(chunk)
 
     def _begin(self, name: str | None, _has_filename: bool) -> None:
@@ -212,10 +209,15 @@ def _boundary(request: Request) -> bytes:
 
 def _check_declared_length(request: Request, max_bytes: int) -> None:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes + ENVELOPE_ALLOWANCE:
-        raise PayloadTooLarge(
-            f"the upload exceeds the limit of {max_bytes} bytes", limit=max_bytes
-        )
+    if declared is not None and declared.isdigit():
+        _check_envelope(int(declared), max_bytes)
+
+
+def _check_envelope(length: int, max_bytes: int) -> None:
+    """:class:`PayloadTooLarge` for a body of ``length`` bytes (declared, or received so
+    far) that a file of at most ``max_bytes`` and its form cannot make up."""
+    if length > max_bytes + ENVELOPE_ALLOWANCE:
+        raise PayloadTooLarge(f"the upload exceeds the limit of {max_bytes} bytes", limit=max_bytes)
 
 
 async def receive_upload(
