@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._host import StealMeter, steal_report  # noqa: E402
 from bench._http import build_request, run_load  # noqa: E402
 from tests.support.server import dangan_cli, running_server  # noqa: E402
 
@@ -119,6 +120,7 @@ def main() -> int:
     statuses: list[int] = []
     round_rates = []
     phases: dict[str, float] = {}
+    steal = {"baseline": StealMeter(), "API": StealMeter()}
     with tempfile.TemporaryDirectory(prefix="dangan-bench-", dir=os.environ.get("TMPDIR")) as tmp:
         root = Path(tmp)
         env = {"DANGAN_DATA_DIR": str(root / "data"), "DANGAN_LOG_LEVEL": "WARNING"}
@@ -133,11 +135,15 @@ def main() -> int:
             warm = upload_requests(make_pdfs(50 * args.clients, 1000), port, key)
             asyncio.run(run_load("127.0.0.1", port, warm, concurrency=args.clients))
             for n, batch in enumerate(rounds):
+                steal["baseline"].start()
                 round_base = baseline(batch, root / f"baseline-{n}", phases)
+                steal["baseline"].stop()
                 requests = upload_requests(batch, port, key)
+                steal["API"].start()
                 round_api, round_latencies, round_statuses = asyncio.run(
                     run_load("127.0.0.1", port, requests, concurrency=args.clients)
                 )
+                steal["API"].stop()
                 base_s += round_base
                 api_s += round_api
                 latencies += round_latencies
@@ -170,6 +176,8 @@ def main() -> int:
           f"by round {', '.join(f'{a / b:.2f}' for b, a in round_rates)}")
     print("  docs/s by round (baseline/API): "
           + ", ".join(f"{b:.0f}/{a:.0f}" for b, a in round_rates))
+    for line in steal_report(steal):
+        print(line)
     return 0
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._host import StealMeter, steal_report  # noqa: E402
 from bench._http import build_request, run_load  # noqa: E402
 from bench.bench_ingest import upload_requests  # noqa: E402
 from bench.bench_signing import make_pdf  # noqa: E402
@@ -92,7 +93,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="dangan-bench-", dir=os.environ.get("TMPDIR")) as tmp:
         root = Path(tmp)
+        steal = {"baseline": StealMeter(), "API": StealMeter()}
+        steal["baseline"].start()
         base_rate = engine_baseline(pdf, args.baseline_docs, root / "baseline-pki")
+        steal["baseline"].stop()
         env = {"DANGAN_DATA_DIR": str(root / "data"), "DANGAN_LOG_LEVEL": "WARNING"}
         key = dangan_cli(
             "clients", "create", "--name", "bench", "--org", "bench",
@@ -121,9 +125,11 @@ def main() -> int:
             # Warm-up: every worker process opens the seal key and loads its modules.
             asyncio.run(run_load("127.0.0.1", port, requests[:20], concurrency=args.clients))
             bodies.clear()
+            steal["API"].start()
             api_s, latencies, statuses = asyncio.run(
                 run_load("127.0.0.1", port, requests[20:], concurrency=args.clients, bodies=bodies)
             )
+            steal["API"].stop()
     bad = [s for s in statuses if s != 201]
     if bad:
         print(f"sealing: {len(bad)} requests failed, e.g. status {bad[0]}: "
@@ -139,6 +145,8 @@ def main() -> int:
           f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms")
     print(f"  ratio to the engine alone {api_rate / base_rate:.2f}x; "
           f"target >= {TARGET_PER_S:.0f} seals/s: {'PASS' if api_rate >= TARGET_PER_S else 'MISS'}")
+    for line in steal_report(steal):
+        print(line)
     return 0
 
 
