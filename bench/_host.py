@@ -32,21 +32,21 @@ def cpu_ticks() -> tuple[int, int] | None:
 
 
 class StealMeter:
-    """Adds up the steal share of the spans it is told about (``start`` … ``stop``)."""
+    """Adds up the steal share of the spans it measures: ``with meter: ...`` for each."""
 
     def __init__(self) -> None:
         self._steal = self._total = 0
         self._at: tuple[int, int] | None = None
 
-    def start(self) -> None:
+    def __enter__(self) -> StealMeter:
         self._at = cpu_ticks()
+        return self
 
-    def stop(self) -> None:
-        end = cpu_ticks()
-        if self._at is not None and end is not None:
-            self._steal += end[0] - self._at[0]
-            self._total += end[1] - self._at[1]
-        self._at = None
+    def __exit__(self, *_exc: object) -> None:
+        end, start, self._at = cpu_ticks(), self._at, None
+        if start is not None and end is not None:
+            self._steal += end[0] - start[0]
+            self._total += end[1] - start[1]
 
     @property
     def share(self) -> float | None:
@@ -56,12 +56,12 @@ class StealMeter:
 
 def steal_report(meters: dict[str, StealMeter]) -> list[str]:
     """Lines to print: the steal of each named span, and a note when it is notable."""
-    measured = {name: meter.share for name, meter in meters.items()}
-    shares = {name: share for name, share in measured.items() if share is not None}
-    if not shares or len(shares) < len(measured):
+    shares = {name: meter.share for name, meter in meters.items()}
+    known = [share for share in shares.values() if share is not None]
+    if not known or len(known) < len(shares):  # no /proc/stat, or a span too short to tell
         return []
     lines = ["  host CPU steal: " + ", ".join(f"{name} {share:.0%}" for name, share in shares.items())]
-    worst = max(shares.values(), default=0.0)
+    worst = max(known)
     if worst > NOTABLE_STEAL:
         lines.append(
             f"  note: the host held back up to {worst:.0%} of the CPU time (steal): these "

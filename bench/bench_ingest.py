@@ -135,15 +135,13 @@ def main() -> int:
             warm = upload_requests(make_pdfs(50 * args.clients, 1000), port, key)
             asyncio.run(run_load("127.0.0.1", port, warm, concurrency=args.clients))
             for n, batch in enumerate(rounds):
-                steal["baseline"].start()
-                round_base = baseline(batch, root / f"baseline-{n}", phases)
-                steal["baseline"].stop()
+                with steal["baseline"]:
+                    round_base = baseline(batch, root / f"baseline-{n}", phases)
                 requests = upload_requests(batch, port, key)
-                steal["API"].start()
-                round_api, round_latencies, round_statuses = asyncio.run(
-                    run_load("127.0.0.1", port, requests, concurrency=args.clients)
-                )
-                steal["API"].stop()
+                with steal["API"]:
+                    round_api, round_latencies, round_statuses = asyncio.run(
+                        run_load("127.0.0.1", port, requests, concurrency=args.clients)
+                    )
                 base_s += round_base
                 api_s += round_api
                 latencies += round_latencies

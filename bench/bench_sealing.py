@@ -94,9 +94,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dangan-bench-", dir=os.environ.get("TMPDIR")) as tmp:
         root = Path(tmp)
         steal = {"baseline": StealMeter(), "API": StealMeter()}
-        steal["baseline"].start()
-        base_rate = engine_baseline(pdf, args.baseline_docs, root / "baseline-pki")
-        steal["baseline"].stop()
+        with steal["baseline"]:
+            base_rate = engine_baseline(pdf, args.baseline_docs, root / "baseline-pki")
         env = {"DANGAN_DATA_DIR": str(root / "data"), "DANGAN_LOG_LEVEL": "WARNING"}
         key = dangan_cli(
             "clients", "create", "--name", "bench", "--org", "bench",
@@ -125,11 +124,10 @@ def main() -> int:
             # Warm-up: every worker process opens the seal key and loads its modules.
             asyncio.run(run_load("127.0.0.1", port, requests[:20], concurrency=args.clients))
             bodies.clear()
-            steal["API"].start()
-            api_s, latencies, statuses = asyncio.run(
-                run_load("127.0.0.1", port, requests[20:], concurrency=args.clients, bodies=bodies)
-            )
-            steal["API"].stop()
+            with steal["API"]:
+                api_s, latencies, statuses = asyncio.run(
+                    run_load("127.0.0.1", port, requests[20:], concurrency=args.clients, bodies=bodies)
+                )
     bad = [s for s in statuses if s != 201]
     if bad:
         print(f"sealing: {len(bad)} requests failed, e.g. status {bad[0]}: "
